@@ -1,0 +1,169 @@
+"""One settings object for every command: where things live and how to reach them.
+
+Values come from, in increasing priority: built-in defaults, an optional YAML file
+(``CHURN_CONFIG`` or ``--config``), and ``CHURN_*`` environment variables. The defaults are the
+embedded local profile (folders under ``CHURN_HOME``, SQLite for MLflow, Spark ``local[*]``); a
+cluster sets URIs for MinIO (``s3a://``), PostgreSQL and an MLflow server instead. Nothing else in
+the code base reads the environment for these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from churn.errors import ConfigError
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POM_PATH = _PROJECT_ROOT / "spark_jobs" / "jars" / "pom.xml"
+
+
+def _default_jars_dir() -> str:
+    """Jar cache keyed on the pom's content, so a version bump resolves afresh."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(POM_PATH.read_bytes()).hexdigest()[:12] if POM_PATH.exists() else "nopom"
+    return str(cache / "churn-platform" / f"jars-{digest}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the platform keeps its state. Every field maps to ``CHURN_<FIELD>`` (upper case)."""
+
+    home: str = ".churn"
+    #: Lakehouse root: a folder, ``file:///...`` or ``s3a://bucket/prefix``.
+    lake_uri: str = ""
+    #: Raw landing zone the operational exports are dropped into (one folder per source and date).
+    raw_uri: str = ""
+    #: Validation results (JSON), data docs (HTML), evaluation reports.
+    reports_dir: str = ""
+    #: S3-compatible endpoint (MinIO in a cluster, a moto server in tests); empty means AWS itself.
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    #: MinIO and moto need path-style addressing (http://host/bucket/key).
+    s3_path_style: bool = True
+    #: PostgreSQL for published scores (SQLAlchemy/libpq URL). Empty: a local server under home.
+    pg_url: str = ""
+    #: MLflow tracking URI. Empty: SQLite + local artifacts under home.
+    mlflow_uri: str = ""
+    #: Spark master: local[*] in the embedded profile, k8s://... when submitting to a cluster.
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "4g"
+    spark_shuffle_partitions: int = 8
+    #: Resolved JVM jars (Delta, hadoop-aws + AWS SDK, PostgreSQL JDBC); see spark_jobs/jars/pom.xml.
+    jars_dir: str = ""
+    #: Churn label horizon: a snapshot's label is "cancelled within this many days after it".
+    label_horizon_days: int = 30
+    #: Largest share of a drop's rows a row-level rule may quarantine before the run stops.
+    max_quarantine_fraction: float = 0.05
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # ---- derived locations -------------------------------------------------------------
+    def table_uri(self, layer: str, name: str) -> str:
+        """URI of a Delta table, e.g. ``table_uri("gold", "customer_features")``."""
+        return f"{self.lake_uri.rstrip('/')}/{layer}/{name}"
+
+    @property
+    def is_s3(self) -> bool:
+        return self.lake_uri.startswith(("s3a://", "s3://"))
+
+    @property
+    def oracle_dir(self) -> str:
+        """Generator side table of true churn probabilities; the platform's jobs never read it."""
+        return str(Path(self.home) / "oracle")
+
+    def as_dict(self, redact: bool = True) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if redact:
+            for k in ("s3_secret_key",):
+                if out.get(k):
+                    out[k] = "***"
+            if out.get("pg_url") and "@" in out["pg_url"]:
+                scheme, rest = out["pg_url"].split("://", 1)
+                creds, host = rest.rsplit("@", 1)
+                out["pg_url"] = f"{scheme}://{creds.split(':')[0]}:***@{host}"
+        return out
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    f = _FIELDS[name]
+    target = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float, "bool": bool}[f.type]
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{source}: expected true/false for {name}, got {value!r}")
+    try:
+        return target(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: expected {target.__name__} for {name}, got {value!r}") from None
+
+
+def load_settings(config_file: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, an optional YAML file and ``CHURN_*`` variables."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get("CHURN_CONFIG") or None
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"settings file {path} does not exist (from CHURN_CONFIG or --config)")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"settings file {path}: expected a mapping of setting names to values")
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"settings file {path}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_FIELDS))}"
+            )
+        for k, v in data.items():
+            values[k] = _coerce(k, v, f"settings file {path}")
+    for name in _FIELDS:
+        var = f"CHURN_{name.upper()}"
+        if env.get(var, "") != "":
+            values[name] = _coerce(name, env[var], f"environment variable {var}")
+
+    home = Path(values.get("home", Settings.home)).expanduser()
+    home = home if home.is_absolute() else (Path.cwd() / home)
+    values["home"] = str(home)
+    values.setdefault("lake_uri", str(home / "lake"))
+    values.setdefault("raw_uri", str(home / "raw"))
+    values.setdefault("reports_dir", str(home / "reports"))
+    values.setdefault("jars_dir", _default_jars_dir())
+    s = Settings(**values)
+    _validate(s)
+    return s
+
+
+def _validate(s: Settings) -> None:
+    if s.label_horizon_days < 1:
+        raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
+    if not 0 <= s.max_quarantine_fraction <= 1:
+        raise ConfigError(f"max_quarantine_fraction must be within [0, 1], got {s.max_quarantine_fraction}")
+    for name in ("lake_uri", "raw_uri"):
+        uri = getattr(s, name)
+        if "://" in uri and not uri.startswith(("s3a://", "s3://", "file://")):
+            raise ConfigError(f"{name}={uri!r}: expected a local path, file://, s3a:// or s3:// URI")
+    if s.is_s3 and not (s.s3_access_key and s.s3_secret_key) and s.s3_endpoint:
+        raise ConfigError(
+            f"lake_uri={s.lake_uri} uses S3 endpoint {s.s3_endpoint} but CHURN_S3_ACCESS_KEY / "
+            "CHURN_S3_SECRET_KEY are not set"
+        )

@@ -1,0 +1,151 @@
+"""Contracts of the raw sources: the operational exports the platform ingests.
+
+One entry per source says the export's file format, its columns and their types once parsed, the
+natural key silver de-duplicates and merges on, and the column that carries the event time (used
+for point-in-time correctness). The generator writes exactly these columns; ingest rejects a drop
+whose files lack one; silver casts to these types. The validation suites in
+``spark_jobs/expectations/`` state the rules on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONTRACTS = ("Month-to-month", "One year", "Two year")
+INTERNET = ("DSL", "Fiber optic", "No")
+PAYMENT_METHODS = ("Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)")
+REGIONS = ("North", "South", "East", "West", "Central", "Coast")
+TICKET_CATEGORIES = ("billing", "technical", "network", "account", "cancellation_inquiry")
+CHANGE_TYPES = ("contract_upgrade", "contract_downgrade", "add_service", "remove_service", "price_change")
+CANCEL_REASONS = ("price", "competitor", "service_quality", "moved", "no_longer_needed", "other")
+YES_NO = ("Yes", "No")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    fmt: str  # "csv" or "json" (JSON lines)
+    #: column -> Spark SQL type after parsing ("string", "date", "int", "double", "boolean")
+    columns: dict[str, str]
+    key: tuple[str, ...]
+    event_time: str
+    #: column whose value orders versions of the same key (later wins), e.g. a ticket's update time
+    version: str
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "customers",
+            "csv",
+            {
+                "customer_id": "string",
+                "gender": "string",
+                "senior_citizen": "int",
+                "partner": "string",
+                "dependents": "string",
+                "signup_date": "date",
+                "contract": "string",
+                "phone_service": "string",
+                "multiple_lines": "string",
+                "internet_service": "string",
+                "online_security": "string",
+                "online_backup": "string",
+                "device_protection": "string",
+                "tech_support": "string",
+                "streaming_tv": "string",
+                "streaming_movies": "string",
+                "paperless_billing": "string",
+                "payment_method": "string",
+                "monthly_charges": "double",
+                "region": "string",
+                "updated_at": "date",
+            },
+            key=("customer_id", "updated_at"),
+            event_time="updated_at",
+            version="updated_at",
+        ),
+        Source(
+            "usage",
+            "csv",
+            {
+                "customer_id": "string",
+                "usage_date": "date",
+                "sessions": "int",
+                "data_mb": "double",
+                "minutes": "int",
+            },
+            key=("customer_id", "usage_date"),
+            event_time="usage_date",
+            version="usage_date",
+        ),
+        Source(
+            "invoices",
+            "json",
+            {
+                "invoice_id": "string",
+                "customer_id": "string",
+                "issued_date": "date",
+                "due_date": "date",
+                "amount": "double",
+                "paid_date": "date",
+                "paid_amount": "double",
+                "updated_at": "date",
+            },
+            key=("invoice_id",),
+            event_time="updated_at",
+            version="updated_at",
+        ),
+        Source(
+            "tickets",
+            "json",
+            {
+                "ticket_id": "string",
+                "customer_id": "string",
+                "category": "string",
+                "opened_at": "date",
+                "resolved_at": "date",
+                "updated_at": "date",
+            },
+            key=("ticket_id",),
+            event_time="updated_at",
+            version="updated_at",
+        ),
+        Source(
+            "plan_changes",
+            "csv",
+            {
+                "change_id": "string",
+                "customer_id": "string",
+                "change_date": "date",
+                "change_type": "string",
+                "old_contract": "string",
+                "new_contract": "string",
+                "old_monthly_charges": "double",
+                "new_monthly_charges": "double",
+            },
+            key=("change_id",),
+            event_time="change_date",
+            version="change_date",
+        ),
+        Source(
+            "cancellations",
+            "csv",
+            {
+                "customer_id": "string",
+                "cancel_date": "date",
+                "reason": "string",
+            },
+            key=("customer_id",),
+            event_time="cancel_date",
+            version="cancel_date",
+        ),
+    )
+}
+
+DATE_FORMAT = "yyyy-MM-dd"
