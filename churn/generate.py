@@ -100,6 +100,13 @@ class Manifest:
     customers_total: int = 0
 
 
+def _ids(prefix: str, nums: np.ndarray, width: int) -> np.ndarray:
+    """'C0001' + zero-padded numbers, vectorised (and safe for empty arrays)."""
+    if nums.size == 0:
+        return np.zeros(0, dtype=f"<U{len(prefix) + width}")
+    return np.char.add(prefix, np.char.zfill(nums.astype(str), width))
+
+
 def _dates(start: dt.date, day_index: np.ndarray) -> np.ndarray:
     """Day offsets -> 'YYYY-MM-DD' strings (vectorised)."""
     base = np.datetime64(start, "D")
@@ -173,7 +180,7 @@ class _Chunk:
         return np.round(np.maximum(18.25, base + add + noise), 2)
 
     def ids(self, idx: np.ndarray) -> np.ndarray:
-        return np.char.add(f"C{self.index:04d}", np.char.zfill(idx.astype(str), 6))
+        return _ids(f"C{self.index:04d}", idx, 6)
 
     def hazard(self, day: int) -> np.ndarray:
         cfg = self.cfg
@@ -330,7 +337,7 @@ class _Chunk:
         base = np.datetime64(self.cfg.start, "D")
         iv = self.inv
         return pd.DataFrame({
-            "invoice_id": np.char.add(f"I{self.index:04d}", np.char.zfill(iv["id"][rows].astype(str), 9)),
+            "invoice_id": _ids(f"I{self.index:04d}", iv["id"][rows], 9),
             "customer_id": self.ids(iv["cust"][rows]),
             "issued_date": np.datetime_as_string(base + iv["issued"][rows].astype("timedelta64[D]")),
             "due_date": np.datetime_as_string(base + iv["due"][rows].astype("timedelta64[D]")),
@@ -344,7 +351,7 @@ class _Chunk:
         base = np.datetime64(self.cfg.start, "D")
         tx = self.tix
         return pd.DataFrame({
-            "ticket_id": np.char.add(f"T{self.index:04d}", np.char.zfill(tx["id"][rows].astype(str), 8)),
+            "ticket_id": _ids(f"T{self.index:04d}", tx["id"][rows], 8),
             "customer_id": self.ids(tx["cust"][rows]),
             "category": np.array(S.TICKET_CATEGORIES)[tx["cat"][rows]],
             "opened_at": np.datetime_as_string(base + tx["opened"][rows].astype("timedelta64[D]")),
@@ -356,7 +363,7 @@ class _Chunk:
         ids = self.next_change + np.arange(idx.size)
         self.next_change += idx.size
         return pd.DataFrame({
-            "change_id": np.char.add(f"P{self.index:04d}", np.char.zfill(ids.astype(str), 8)),
+            "change_id": _ids(f"P{self.index:04d}", ids, 8),
             "customer_id": self.ids(idx),
             "change_date": date_str,
             "change_type": kind,

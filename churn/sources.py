@@ -31,6 +31,8 @@ class Source:
     event_time: str
     #: column whose value orders versions of the same key (later wins), e.g. a ticket's update time
     version: str
+    #: columns a JSON export may omit when every record of a drop has them null
+    optional: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -100,6 +102,7 @@ SOURCES: dict[str, Source] = {
             key=("invoice_id",),
             event_time="updated_at",
             version="updated_at",
+            optional=("paid_date", "paid_amount"),
         ),
         Source(
             "tickets",
@@ -115,6 +118,7 @@ SOURCES: dict[str, Source] = {
             key=("ticket_id",),
             event_time="updated_at",
             version="updated_at",
+            optional=("resolved_at",),
         ),
         Source(
             "plan_changes",

@@ -1,0 +1,188 @@
+"""The ``churn`` command line. Every subcommand exits non-zero on failure with a one-line reason."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+
+from churn import logs
+from churn.errors import ChurnError, InputError
+
+log = logging.getLogger("churn")
+
+
+def _settings(args):
+    from churn.settings import load_settings
+
+    return load_settings(getattr(args, "config", None))
+
+
+def cmd_generate(args) -> int:
+    from churn.generate import DEFECT_KINDS, GeneratorConfig, generate
+    from spark_jobs.common import parse_date
+
+    s = _settings(args)
+    cfg = GeneratorConfig(
+        customers=args.customers,
+        start=parse_date(args.start, "--start"),
+        days=args.days,
+        seed=args.seed,
+        out=args.out or s.raw_uri,
+        oracle_dir=None if args.no_oracle else s.oracle_dir,
+        horizon=s.label_horizon_days,
+        drift=args.drift,
+        drift_date=parse_date(args.drift_date, "--drift-date") if args.drift_date else None,
+        defects=tuple(DEFECT_KINDS) if args.defects == "all" else tuple(x for x in (args.defects or "").split(",") if x),
+        defect_rate=args.defect_rate,
+    )
+    if "://" in cfg.out:
+        raise InputError(f"--out {cfg.out}: the generator writes to a local folder (raw exports land there)")
+    last = [0.0]
+
+    def progress(ci, nchunks, day, days, secs):
+        if time.time() - last[0] > 2 or (ci == nchunks - 1 and day == days - 1):
+            last[0] = time.time()
+            done = (ci * days + day + 1) / (nchunks * days)
+            print(f"\rgenerate: chunk {ci + 1}/{nchunks}, day {day + 1}/{days} ({done:.0%}, {secs:.0f}s)",
+                  end="", file=sys.stderr, flush=True)
+
+    m = generate(cfg, progress=progress)
+    print(file=sys.stderr)
+    print(json.dumps({"out": cfg.out, "rows": dict(m.rows), "customers_total": m.customers_total,
+                      "churned": m.churned, "defects": dict(m.defects)}, indent=1))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from churn.spark import get_spark
+    from spark_jobs.common import check_not_future, dates_from_args
+    from spark_jobs.pipeline import parse_steps, run_steps
+
+    start, end = dates_from_args(args)
+    check_not_future(end)
+    steps = parse_steps(args.steps)
+    s = _settings(args)
+    spark = get_spark(s, "churn-run")
+    t0 = time.time()
+    run_steps(spark, s, start, end, steps, args.every)
+    log.info("run %s..%s (%s) finished in %.1fs", start, end, ",".join(steps), time.time() - t0)
+    return 0
+
+
+def cmd_import_snapshot(args) -> int:
+    from churn.spark import get_spark
+    from spark_jobs import import_snapshot
+
+    s = _settings(args)
+    spec = import_snapshot.load_spec(args.spec)
+    spark = get_spark(s, "churn-import-snapshot")
+    result = import_snapshot.run(spark, s, spec)
+    print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def cmd_tables(args) -> int:
+    """Row counts of every lakehouse table (what `make demo` prints)."""
+    from churn.spark import get_spark
+    from spark_jobs.common import is_delta
+
+    s = _settings(args)
+    spark = get_spark(s, "churn-tables")
+    from churn.sources import SOURCES
+
+    tables = [("bronze", n) for n in SOURCES] + [("quarantine", "rejected_rows")] + \
+             [("silver", n) for n in SOURCES] + [("gold", "customer_features"), ("gold", "labels")]
+    print(f"{'table':36} {'rows':>12} {'version':>8}  partitions")
+    for layer, name in tables:
+        uri = s.table_uri(layer, name)
+        if not is_delta(spark, uri):
+            print(f"{layer + '/' + name:36} {'-':>12} {'-':>8}  (not built)")
+            continue
+        from delta.tables import DeltaTable
+
+        dt_ = DeltaTable.forPath(spark, uri)
+        detail = dt_.detail().select("numFiles", "partitionColumns").first()
+        version = dt_.history(1).select("version").first()[0]
+        n = spark.read.format("delta").load(uri).count()
+        print(f"{layer + '/' + name:36} {n:>12,} {version:>8}  {','.join(detail['partitionColumns']) or '-'}")
+    return 0
+
+
+def cmd_jars(args) -> int:
+    from churn import jars
+
+    paths = jars.fetch(_settings(args), force=args.force)
+    print("\n".join(paths))
+    return 0
+
+
+def cmd_settings(args) -> int:
+    print(json.dumps(_settings(args).as_dict(), indent=1, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from churn.generate import DRIFT_KINDS
+
+    p = argparse.ArgumentParser(prog="churn", description="Churn prediction platform")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate a customer base's daily raw exports")
+    g.add_argument("--customers", type=int, required=True)
+    g.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    g.add_argument("--days", type=int, required=True)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--out", help="raw zone folder (default: CHURN_RAW_URI, i.e. $CHURN_HOME/raw)")
+    g.add_argument("--drift", choices=DRIFT_KINDS, help="a drift event from --drift-date on")
+    g.add_argument("--drift-date")
+    g.add_argument("--defects", help="comma list of nulls,duplicates,bad_dates,unknown_categories,late_rows,"
+                                     "future_dates, or 'all'")
+    g.add_argument("--defect-rate", type=float, default=0.01, help="share of rows each defect hits")
+    g.add_argument("--no-oracle", action="store_true", help="skip the true-probability side table")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", help="run lakehouse steps for a date or a date range")
+    r.add_argument("--date")
+    r.add_argument("--start")
+    r.add_argument("--end")
+    r.add_argument("--every", type=int, default=1, help="feature snapshot every N days of a range")
+    r.add_argument("--steps", help="comma list of ingest,validate,silver,features,labels (default: all)")
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("import-snapshot", help="map a single-table customer snapshot (CSV) into features + labels")
+    i.add_argument("--spec", required=True, help="YAML spec: source, id, label{column, positive}, drop, ...")
+    i.set_defaults(func=cmd_import_snapshot)
+
+    t = sub.add_parser("tables", help="row counts and versions of the lakehouse tables")
+    t.set_defaults(func=cmd_tables)
+
+    j = sub.add_parser("jars", help="resolve Spark's JVM jars from Maven Central into the jar cache")
+    j.add_argument("action", choices=["fetch"])
+    j.add_argument("--force", action="store_true")
+    j.set_defaults(func=cmd_jars)
+
+    st = sub.add_parser("settings", help="print the effective settings (secrets redacted)")
+    st.set_defaults(func=cmd_settings)
+    for sp in (g, r, i, t, j, st):
+        sp.add_argument("--config", help="settings YAML (else CHURN_CONFIG and CHURN_* variables)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(args.verbose)
+    try:
+        return args.func(args)
+    except ChurnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""ingest: a date's raw drop -> bronze Delta tables (``<lake>/bronze/<source>``).
+
+Bronze keeps what the export said, as strings, plus where it came from (``ingest_date``,
+``_source_file``) and rows the parser could not split (``_corrupt_record``). Each source's table is
+partitioned by ``ingest_date``; a run for D (or a range) replaces exactly those partitions with
+Delta's replaceWhere, so a rerun never appends twice. Every source of the range is read and its
+columns checked before any table is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from churn.errors import InputError
+from churn.settings import Settings
+from churn.sources import SOURCES, Source
+from spark_jobs.common import date_range, path_exists, replace_where, step_main
+
+log = logging.getLogger("spark_jobs.ingest")
+CORRUPT = "_corrupt_record"
+BRONZE_META = ("ingest_date", "_source_file")
+
+
+def drop_folder(settings: Settings, source: str, d: dt.date) -> str:
+    return f"{settings.raw_uri.rstrip('/')}/{source}/ingest_date={d.isoformat()}"
+
+
+def _column_error(source: Source, folder: str, found: list[str]) -> InputError:
+    missing = [c for c in source.names if c not in found]
+    extra = [c for c in found if c not in source.names and c != CORRUPT]
+    hints = []
+    for m in missing:
+        close = difflib.get_close_matches(m, extra, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{close[0]!r} looks like a renamed {m!r}")
+    return InputError(
+        f"{source.name} export in {folder} lacks column(s) {', '.join(missing)}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+        + f". Expected columns: {', '.join(source.names)}"
+    )
+
+
+def read_source(spark: SparkSession, settings: Settings, source: Source, dates: list[dt.date]) -> DataFrame:
+    """The drops of ``dates`` for one source, as bronze rows (strings + lineage)."""
+    folders = [drop_folder(settings, source.name, d) for d in dates]
+    if source.fmt == "csv":
+        header = spark.read.option("header", True).csv(folders).columns
+        if not set(source.names) <= set(header):
+            raise _column_error(source, folders[0].rsplit("/", 1)[0], header)
+        schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
+        df = (
+            spark.read.schema(schema)
+            .option("header", True)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .csv(folders)
+        )
+    else:
+        df = spark.read.option("primitivesAsString", True).option("mode", "PERMISSIVE").json(folders)
+        found = [c for c in df.columns if c != CORRUPT]
+        if not found:  # every file of the range is empty: no events
+            schema = StructType([StructField(c, StringType()) for c in source.names + [CORRUPT, "_source_file"]])
+            return spark.createDataFrame([], schema).select(
+                *source.names, CORRUPT, F.lit(None).cast("date").alias("ingest_date"), "_source_file")
+        absent = [c for c in source.names if c not in found]
+        if [c for c in absent if c not in source.optional]:
+            raise _column_error(source, folders[0].rsplit("/", 1)[0], found)
+        for c in absent + ([CORRUPT] if CORRUPT not in df.columns else []):
+            df = df.withColumn(c, F.lit(None).cast("string"))
+    extra = [c for c in df.columns if c not in source.names and c != CORRUPT]
+    if extra:
+        log.warning("%s: ignoring column(s) not in the contract: %s", source.name, ", ".join(extra))
+    path = F.col("_metadata.file_path")
+    return df.select(
+        *[F.col(c).cast("string") for c in source.names],
+        F.col(CORRUPT),
+        F.to_date(F.regexp_extract(path, r"ingest_date=(\d{4}-\d{2}-\d{2})", 1)).alias("ingest_date"),
+        path.alias("_source_file"),
+    )
+
+
+@dataclass
+class IngestResult:
+    rows: dict[str, int]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.rows.items())
+
+
+def missing_drops(spark: SparkSession, settings: Settings, dates: list[dt.date]) -> list[str]:
+    return [
+        drop_folder(settings, s, d) for d in dates for s in SOURCES
+        if not path_exists(spark, drop_folder(settings, s, d))
+    ]
+
+
+def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> IngestResult:
+    dates = date_range(start, end)
+    missing = missing_drops(spark, settings, dates)
+    if missing:
+        shown = "\n  ".join(missing[:12]) + ("\n  ..." if len(missing) > 12 else "")
+        raise InputError(f"raw drop missing for {len(missing)} source-date(s) under {settings.raw_uri}:\n  {shown}")
+    frames = {name: read_source(spark, settings, src, dates) for name, src in SOURCES.items()}
+    tagged = [df.select(F.lit(name).alias("source")) for name, df in frames.items()]
+    union = tagged[0]
+    for t in tagged[1:]:
+        union = union.unionByName(t)
+    counts = dict.fromkeys(frames, 0)
+    counts.update({r["source"]: r["n"] for r in union.groupBy("source").agg(F.count("*").alias("n")).collect()})
+    if sum(counts.values()) == 0:
+        raise InputError(f"raw drop for {start}..{end} under {settings.raw_uri} is empty: every export has no rows")
+    predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
+    for name, df in frames.items():
+        replace_where(df, settings.table_uri("bronze", name), predicate, ["ingest_date"])
+        log.info("bronze/%s: %d rows for %s..%s", name, counts[name], start, end)
+    return IngestResult(counts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return step_main("ingest", __doc__.split("\n")[0], lambda spark, s, a, b, _: run(spark, s, a, b), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""validate: run each source's Great Expectations suite on the bronze rows of D (or a range).
+
+The suites live in ``spark_jobs/expectations/<source>.json`` (GX's own format). Two outcomes:
+
+* Row-level expectations (``mostly`` < 1): rows failing them go to ``<lake>/quarantine/rejected_rows``
+  with the rule names as reasons; silver never sees them. If more than ``1 - mostly`` of a batch
+  fails one rule, GX reports the expectation failed and the run stops.
+* A failed expectation (row-level over its threshold, or a table-level one such as the row count)
+  raises ``ValidationFailed`` naming the source, column and rule, before anything is written.
+
+GX validates the Spark DataFrame itself (no collect to the driver). Results are kept as JSON and
+as GX data docs (HTML) under ``<reports>/validation``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from churn.errors import ValidationFailed
+from churn.settings import Settings
+from churn.sources import SOURCES
+from spark_jobs.common import read_delta, replace_where, step_main
+
+log = logging.getLogger("spark_jobs.validate")
+SUITES_DIR = Path(__file__).resolve().parent / "expectations"
+QUARANTINE = ("quarantine", "rejected_rows")
+
+
+@lru_cache(maxsize=None)
+def load_suite(source: str) -> dict:
+    path = SUITES_DIR / f"{source}.json"
+    return json.loads(path.read_text())
+
+
+def rule_name(exp: dict) -> str:
+    kw = exp["kwargs"]
+    return exp.get("meta", {}).get("rule") or f"{exp['type']}({kw.get('column', '')})"
+
+
+def _ok(exp: dict) -> Column | None:
+    """A Spark condition true for rows that pass a row-level expectation (GX's semantics)."""
+    t, kw = exp["type"], exp["kwargs"]
+    if t == "expect_column_values_to_not_be_null":
+        return F.col(kw["column"]).isNotNull()
+    if t == "expect_column_values_to_be_null":
+        return F.col(kw["column"]).isNull()
+    c = F.col(kw.get("column", kw.get("column_A", "")))
+    if t == "expect_column_values_to_match_regex":
+        return c.isNull() | c.rlike(kw["regex"])
+    if t == "expect_column_values_to_be_in_set":
+        return c.isNull() | c.isin(*kw["value_set"])
+    if t == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = F.col(kw["column_A"]), F.col(kw["column_B"])
+        cmp = (a >= b) if kw.get("or_equal") else (a > b)
+        return a.isNull() | b.isNull() | cmp
+    return None  # table-level expectation: no row to quarantine
+
+
+def row_rules(source: str) -> list[tuple[str, Column]]:
+    return [(rule_name(e), ok) for e in load_suite(source)["expectations"] if (ok := _ok(e)) is not None]
+
+
+def validation_frame(bronze: DataFrame) -> DataFrame:
+    """What the suites see: bronze strings, with ingest_date as ISO text like the event dates."""
+    return bronze.withColumn("ingest_date", F.col("ingest_date").cast("string"))
+
+
+def with_reasons(bronze: DataFrame, source: str) -> DataFrame:
+    """Adds ``_reasons``: the names of the row rules a row fails (empty when it passes)."""
+    reasons = F.filter(
+        F.array(*[F.when(~ok, F.lit(name)) for name, ok in row_rules(source)]), lambda x: x.isNotNull()
+    )
+    return validation_frame(bronze).withColumn("_reasons", reasons)
+
+
+def passing_rows(bronze: DataFrame, source: str) -> DataFrame:
+    """Bronze rows that pass every row rule of the source's suite (what silver takes)."""
+    cond = F.lit(True)
+    for _, ok in row_rules(source):
+        cond = cond & F.coalesce(ok, F.lit(False))
+    return validation_frame(bronze).where(cond).withColumn("ingest_date", F.col("ingest_date").cast("date"))
+
+
+def run_gx(df: DataFrame, source: str, docs_dir: Path | None = None) -> dict:
+    """Validate a Spark DataFrame with the source's GX suite; return GX's result as a dict."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    context = gx.get_context(mode="ephemeral")
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name="churn",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    suite = context.suites.add(gx.ExpectationSuite(**load_suite(source)))
+    batch_def = (
+        context.data_sources.add_spark(name=f"bronze_{source}")
+        .add_dataframe_asset(name=source)
+        .add_batch_definition_whole_dataframe("batch")
+    )
+    vdef = context.validation_definitions.add(gx.ValidationDefinition(name=f"{source}_validation", data=batch_def, suite=suite))
+    actions = [UpdateDataDocsAction(name="docs", site_names=["churn"])] if docs_dir is not None else []
+    checkpoint = context.checkpoints.add(gx.Checkpoint(name=f"{source}_checkpoint", validation_definitions=[vdef], actions=actions))
+    result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=None)
+    (vr,) = result.run_results.values()
+    return vr.to_json_dict()
+
+
+def failures(result: dict, source: str) -> list[str]:
+    out = []
+    for r in result["results"]:
+        if r["success"]:
+            continue
+        cfg = r["expectation_config"]
+        kw = cfg["kwargs"]
+        col = kw.get("column") or f"{kw.get('column_A')} vs {kw.get('column_B')}"
+        res = r.get("result") or {}
+        if "unexpected_percent" in res:
+            seen = (f"{res.get('unexpected_count')} of {res.get('element_count')} rows "
+                    f"({res['unexpected_percent']:.2f}%) fail, allowed {100 * (1 - kw.get('mostly', 1)):.2f}%; "
+                    f"examples: {res.get('partial_unexpected_list', [])[:5]}")
+        else:
+            seen = f"observed {res.get('observed_value')!r}"
+        rule = cfg.get("meta", {}).get("rule") or cfg["type"]
+        out.append(f"source {source}, column {col}, rule {rule} ({cfg['type']}): {seen}")
+    return out
+
+
+def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
+    predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
+    label = f"{start}_{end}" if start != end else str(start)
+    out_dir = Path(settings.reports_dir) / "validation" / label
+    out_dir.mkdir(parents=True, exist_ok=True)
+    docs_dir = Path(settings.reports_dir) / "validation" / "data_docs"
+    rejected, problems, summary = [], [], {}
+    for source in SOURCES:
+        bronze = read_delta(spark, settings.table_uri("bronze", source), f"bronze/{source}",
+                            "run the ingest step for this date first").where(predicate)
+        batch = validation_frame(bronze).cache()  # GX runs one Spark job per metric on it
+        try:
+            result = run_gx(batch, source, docs_dir)
+        finally:
+            batch.unpersist()
+        (out_dir / f"{source}.json").write_text(json.dumps(result, indent=1, default=str))
+        problems += failures(result, source)
+        bad = with_reasons(bronze, source).where(F.size("_reasons") > 0)
+        rejected.append(bad.select(
+            F.lit(source).alias("source"),
+            F.col("ingest_date").cast("date").alias("ingest_date"),
+            F.col("_reasons").alias("reasons"),
+            F.to_json(F.struct(*SOURCES[source].names, "_corrupt_record")).alias("record"),
+            "_source_file",
+        ))
+        stats = result.get("statistics", {})
+        summary[source] = f"{stats.get('successful_expectations')}/{stats.get('evaluated_expectations')} expectations"
+    (out_dir / "summary.json").write_text(json.dumps({"problems": problems, "suites": summary}, indent=1))
+    if problems:
+        raise ValidationFailed(
+            f"validation of {start}..{end} failed ({len(problems)} expectation(s)); nothing downstream was written:\n  "
+            + "\n  ".join(problems) + f"\n(details: {out_dir})"
+        )
+    all_rejected = rejected[0]
+    for r in rejected[1:]:
+        all_rejected = all_rejected.unionByName(r)
+    uri = settings.table_uri(*QUARANTINE)
+    replace_where(all_rejected, uri, predicate, ["ingest_date"])
+    counts = {
+        r["source"]: r["n"]
+        for r in spark.read.format("delta").load(uri).where(predicate).groupBy("source").agg(F.count("*").alias("n")).collect()
+    }
+    for source, n in sorted(counts.items()):
+        log.warning("quarantined %d %s row(s) for %s..%s (see %s)", n, source, start, end, uri)
+    return {"quarantined": counts, "reports": str(out_dir), "data_docs": str(docs_dir / "index.html")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return step_main("validate", __doc__.split("\n")[0], lambda spark, s, a, b, _: run(spark, s, a, b), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
