@@ -158,8 +158,9 @@ def usage_features(usage: DataFrame, snapshots: DataFrame) -> DataFrame:
     in30 = F.col("usage_date") >= _days_before(_snap(), 30)
 
     def s(col: str, cond: Column | None = None) -> Column:
+        # rounded: a double sum depends on the order rows meet, and a rebuild must be identical
         c = F.col(col).cast("double")
-        return F.sum(F.when(cond, c).otherwise(0.0)) if cond is not None else F.sum(c)
+        return F.round(F.sum(F.when(cond, c).otherwise(0.0)) if cond is not None else F.sum(c), 3)
 
     agg = u.groupBy(*KEYS).agg(
         s("sessions", in7).alias("sessions_7d"),
@@ -199,7 +200,7 @@ def billing_features(invoices: DataFrame, snapshots: DataFrame) -> DataFrame:
         F.count("*").cast("double").alias("invoices_90d"),
         F.sum(F.when(late > 0, 1.0).otherwise(0.0)).alias("late_invoices_90d"),
         F.max(late).cast("double").alias("max_days_late_90d"),
-        F.sum(F.when(overdue_unpaid, F.col("amount")).otherwise(0.0)).alias("overdue_amount"),
+        F.round(F.sum(F.when(overdue_unpaid, F.col("amount")).otherwise(0.0)), 2).alias("overdue_amount"),
     )
 
 
@@ -229,7 +230,7 @@ def plan_change_features(changes: DataFrame, snapshots: DataFrame) -> DataFrame:
         F.sum(F.when(in90, 1.0).otherwise(0.0)).alias("plan_changes_90d"),
         F.sum(F.when(in90 & F.col("change_type").isin("contract_downgrade", "remove_service"), 1.0)
               .otherwise(0.0)).alias("downgrades_90d"),
-        F.sum(F.when(in90, F.col("new_monthly_charges") - F.col("old_monthly_charges")).otherwise(0.0))
+        F.round(F.sum(F.when(in90, F.col("new_monthly_charges") - F.col("old_monthly_charges")).otherwise(0.0)), 2)
         .alias("charge_change_90d"),
         F.datediff(_snap(), F.max("change_date")).cast("double").alias("days_since_last_change"),
     )

@@ -63,6 +63,10 @@ class Settings:
     label_horizon_days: int = 30
     #: Largest share of a drop's rows a row-level rule may quarantine before the run stops.
     max_quarantine_fraction: float = 0.05
+    #: A row rule's failure rate stops the run only on batches at least this large; smaller batches
+    #: (a day's few cancellations) are quarantined row by row and warned about, since a rate over a
+    #: dozen rows is noise.
+    validation_min_rows: int = 200
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # ---- derived locations -------------------------------------------------------------

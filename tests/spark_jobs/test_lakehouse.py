@@ -1,0 +1,163 @@
+"""The lakehouse over real local Spark on a generated base with defects.
+
+Built once per module in two phases (as nightly runs would arrive), then checked: counts, unique
+keys, quarantine, labels only for closed horizons, point-in-time rebuilds and idempotent reruns.
+"""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from churn.sources import SOURCES
+from spark_jobs.pipeline import STEPS, run_steps
+from tests.conftest import generate_base
+
+pytestmark = pytest.mark.slow
+
+D0 = dt.date(2026, 1, 1)
+DAYS = 35
+HORIZON = 7
+
+
+def d(n: int) -> dt.date:
+    return D0 + dt.timedelta(days=n)
+
+
+def table(spark, settings, layer, name):
+    return spark.read.format("delta").load(settings.table_uri(layer, name))
+
+
+def version(spark, settings, layer, name) -> int:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, settings.table_uri(layer, name)).history(1).first()["version"]
+
+
+def rows_of(df):
+    return sorted(tuple(r) for r in df.orderBy("customer_id").collect())
+
+
+@pytest.fixture(scope="module")
+def lake(spark, make_settings, tmp_path_factory):
+    home = tmp_path_factory.mktemp("lakehouse")
+    manifest = generate_base(home, 1000, D0, DAYS, seed=11, defects=("nulls", "duplicates", "bad_dates",
+                             "unknown_categories", "late_rows", "future_dates"), defect_rate=0.01)
+    settings = make_settings(home, label_horizon_days=HORIZON)
+    # phase A: the first three weeks, snapshots weekly
+    run_steps(spark, settings, d(0), d(20), list(STEPS), every=7)
+    d14_before = rows_of(table(spark, settings, "gold", "customer_features").where(F.col("snapshot_date") == d(14)))
+    versions_a = {name: version(spark, settings, "silver", name) for name in SOURCES}
+    # phase B: two more weeks arrive (with late rows for dates already built)
+    run_steps(spark, settings, d(21), d(DAYS - 1), list(STEPS), every=7)
+    return dict(home=home, settings=settings, manifest=manifest, d14_before=d14_before, versions_a=versions_a)
+
+
+def test_bronze_holds_every_exported_row(spark, lake):
+    s, m = lake["settings"], lake["manifest"]
+    for source in SOURCES:
+        bronze = table(spark, s, "bronze", source)
+        assert bronze.count() == m.rows[source], source
+        assert bronze.select("ingest_date").distinct().count() == DAYS or source != "usage"
+
+
+def test_silver_has_unique_natural_keys_and_no_rejected_rows(spark, lake):
+    s = lake["settings"]
+    for name, source in SOURCES.items():
+        silver = table(spark, s, "silver", name)
+        assert silver.count() == silver.select(*source.key).distinct().count(), name
+        assert silver.where(" OR ".join(f"{k} IS NULL" for k in source.key)).count() == 0
+    bad = table(spark, s, "silver", "usage").where("sessions IS NULL OR usage_date > _ingest_date").count()
+    assert bad == 0
+
+
+def test_quarantine_catches_each_injected_defect(spark, lake):
+    s = lake["settings"]
+    q = table(spark, s, "quarantine", "rejected_rows")
+    reasons = {r["reason"]: r["n"] for r in q.select(F.explode("reasons").alias("reason"))
+               .groupBy("reason").agg(F.count("*").alias("n")).collect()}
+    raw = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False) for p in (lake["home"] / "raw" / "usage").rglob("*.csv"))
+    assert reasons["missing_sessions"] == (raw.sessions == "").sum()
+    assert reasons["malformed_date_usage_date"] == (raw.usage_date == "31/02/2026").sum()
+    assert reasons["unknown_payment_method"] > 0 and reasons["unknown_category"] > 0
+    assert reasons["usage_date_after_ingest_date"] > 0
+    record = json.loads(q.where(F.array_contains("reasons", "missing_sessions")).first()["record"])
+    assert record["sessions"] is None and record["customer_id"].startswith("C")
+    # the validation results are kept as JSON and as GX data docs
+    reports = Path(s.reports_dir) / "validation"
+    assert json.loads((reports / f"{d(0)}_{d(20)}" / "usage.json").read_text())["success"] is True
+    assert (reports / "data_docs" / "index.html").exists()
+
+
+def test_features_one_row_per_active_customer_per_snapshot(spark, lake):
+    s = lake["settings"]
+    f = table(spark, s, "gold", "customer_features")
+    snapshots = sorted(r[0] for r in f.select("snapshot_date").distinct().collect())
+    assert snapshots == [d(0), d(7), d(14), d(20), d(21), d(28), d(DAYS - 1)]
+    assert f.count() == f.select("customer_id", "snapshot_date").distinct().count()
+    # the generator's oracle lists exactly who was active each day; defects may drop a few profiles
+    for snap in (d(7), d(28)):
+        oracle = pd.read_parquet(lake["home"] / "oracle" / f"snapshot_date={snap}")
+        got = f.where(F.col("snapshot_date") == snap).count()
+        assert abs(got - len(oracle)) <= 0.03 * len(oracle), (snap, got, len(oracle))
+    meta = {fld.name: fld.metadata for fld in f.schema.fields}
+    assert meta["contract"]["churn.kind"] == "categorical" and meta["sessions_30d"]["churn.kind"] == "numeric"
+
+
+def test_labels_only_for_closed_horizons(spark, lake):
+    s = lake["settings"]
+    labels = table(spark, s, "gold", "labels")
+    labelled = sorted(r[0] for r in labels.select("snapshot_date").distinct().collect())
+    # run date 34: every snapshot S with S + 7 <= 34 and nothing later
+    assert labelled == [d(0), d(7), d(14), d(20), d(21)]
+    assert labels.count() == labels.select("customer_id", "snapshot_date").distinct().count()
+    features = table(spark, s, "gold", "customer_features").where(F.col("snapshot_date").isin(labelled))
+    assert labels.count() == features.count()
+    # the label is the generated truth: a cancellation within (S, S + 7]
+    cancels = pd.concat(pd.read_csv(p, dtype=str) for p in (lake["home"] / "raw" / "cancellations").rglob("*.csv"))
+    cancels = cancels[cancels.cancel_date.str.match(r"^\d{4}-\d{2}-\d{2}$", na=False)]
+    cancel_on = dict(zip(cancels.customer_id, pd.to_datetime(cancels.cancel_date).dt.date))
+    sample = labels.where(F.col("snapshot_date") == d(7)).collect()
+    expected = {r["customer_id"]: int(d(7) < cancel_on.get(r["customer_id"], dt.date.max) <= d(14)) for r in sample}
+    got = {r["customer_id"]: r["churned"] for r in sample}
+    mismatches = [(c, got[c], expected[c]) for c in got if got[c] != expected[c]]
+    assert len(mismatches) <= 0.01 * len(got) and sum(got.values()) > 5, (mismatches[:5], sum(got.values()))
+
+
+def test_rebuilding_a_past_snapshot_gives_the_same_rows(spark, lake):
+    """Point in time: later drops (including late rows for earlier dates) never change D's rows."""
+    s = lake["settings"]
+    run_steps(spark, s, d(14), d(14), ["features"])
+    df = table(spark, s, "gold", "customer_features").where(F.col("snapshot_date") == d(14))
+    again = rows_of(df)
+    diffs = [(a[0], [c for c, x, y in zip(df.columns, a, b) if x != y]) for a, b in zip(again, lake["d14_before"]) if a != b]
+    assert len(again) == len(lake["d14_before"]) and not diffs, diffs[:5]
+
+
+def test_rerunning_a_date_replaces_exactly_its_rows(spark, lake):
+    s = lake["settings"]
+    last = d(DAYS - 1)
+    names = [("bronze", n) for n in SOURCES] + [("silver", n) for n in SOURCES] + \
+            [("gold", "customer_features"), ("gold", "labels"), ("quarantine", "rejected_rows")]
+    before = {n: table(spark, s, *n).count() for n in names}
+    features_before = rows_of(table(spark, s, "gold", "customer_features").where(F.col("snapshot_date") == last))
+    v_before = version(spark, s, "bronze", "usage")
+    run_steps(spark, s, last, last, list(STEPS))
+    after = {n: table(spark, s, *n).count() for n in names}
+    assert after == before
+    assert version(spark, s, "bronze", "usage") == v_before + 1  # it did write, and replaced
+    assert rows_of(table(spark, s, "gold", "customer_features").where(F.col("snapshot_date") == last)) == features_before
+
+
+def test_silver_merge_never_rolls_an_entity_back(spark, lake):
+    """Re-ingesting an old day after newer ones keeps the newest version of each entity."""
+    s = lake["settings"]
+    tickets = table(spark, s, "silver", "tickets")
+    resolved = tickets.where("resolved_at IS NOT NULL AND opened_at < resolved_at").first()
+    run_steps(spark, s, resolved["opened_at"], resolved["opened_at"], ["ingest", "validate", "silver"])
+    now = table(spark, s, "silver", "tickets").where(F.col("ticket_id") == resolved["ticket_id"]).first()
+    assert now["resolved_at"] == resolved["resolved_at"]
+    assert now["_first_ingest_date"] == resolved["_first_ingest_date"]
