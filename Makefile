@@ -1,0 +1,61 @@
+# Two commands for a new user on a fresh machine:
+#   make demo   generate a customer base and build the lakehouse end to end (embedded profile)
+#   make test   run every test (starts a throwaway PostgreSQL and an S3 server, stops them after)
+# Both install what they need first (`make setup`): two Python environments from the lock files in
+# requirements/, and Spark's JVM jars from Maven Central into a cache (once per machine).
+
+SHELL      := /bin/bash
+PYTHON     ?= python3.11
+VENV       := .venv
+UV         := $(VENV)/tools/bin/uv
+PLATFORM   := $(VENV)/platform
+AIRFLOW    := $(VENV)/airflow
+PY         := $(PLATFORM)/bin/python
+UV_VERSION := 0.13.9
+
+.PHONY: setup prereqs jars demo test test-fast bench lock clean
+
+setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars
+
+prereqs:
+	@PYTHON=$(PYTHON) bash local/check-prereqs.sh
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/pip install -q uv==$(UV_VERSION)
+
+# The platform (job) environment: Spark, Delta, MLflow, XGBoost, kfp, KServe, GX, Evidently.
+$(PLATFORM)/.installed: requirements/platform.lock setup.py | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(PLATFORM)
+	$(UV) pip install -q --python $(PY) -r requirements/platform.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+# The Airflow environment: Airflow 3 and providers only; DAGs never import platform code.
+$(AIRFLOW)/.installed: requirements/airflow.lock | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(AIRFLOW)
+	$(UV) pip install -q --python $(AIRFLOW)/bin/python -r requirements/airflow.lock
+	@touch $@
+
+jars: $(PLATFORM)/.installed
+	@$(PY) -m churn jars fetch > /dev/null && echo "Spark jars ready in $$($(PY) -m churn settings | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["jars_dir"])')"
+
+demo: setup
+	@bash local/demo.sh
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/lakehouse.py
+
+# Re-resolve the lock files after editing requirements/*.in (then commit both).
+lock: | $(UV)
+	cd requirements && ../$(UV) pip compile -q platform.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o platform.lock
+	cd requirements && ../$(UV) pip compile -q airflow.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o airflow.lock
+
+clean:
+	rm -rf $(VENV) .churn .pytest_cache

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Checks what `make setup` cannot install itself, and says how to get it.
+set -u
+fail=0
+PYTHON=${PYTHON:-python3.11}
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "prerequisite missing: Python 3.11 ($PYTHON not found). Install python3.11, or run make PYTHON=/path/to/python3.11" >&2
+  fail=1
+elif ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "prerequisite wrong: $PYTHON is $("$PYTHON" --version 2>&1), the platform needs Python 3.11" >&2
+  fail=1
+fi
+if ! command -v java >/dev/null 2>&1; then
+  echo "prerequisite missing: Java 17 or newer (Spark runs on the JVM): apt-get install openjdk-17-jre-headless" >&2
+  fail=1
+else
+  v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  if [ -z "$v" ] || [ "$v" -lt 17 ]; then
+    echo "prerequisite wrong: Java $v found, Spark 4 needs Java 17 or newer" >&2
+    fail=1
+  fi
+fi
+if ! command -v mvn >/dev/null 2>&1 && [ ! -f "${CHURN_JARS_DIR:-/nonexistent}/.complete" ]; then
+  echo "prerequisite missing: Maven (mvn), used once to fetch Spark's jars: apt-get install maven" >&2
+  fail=1
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "prerequisite missing: PostgreSQL server binaries (tests and the demo start a local server): apt-get install postgresql" >&2
+  fail=1
+fi
+exit $fail

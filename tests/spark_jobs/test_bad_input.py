@@ -1,0 +1,121 @@
+"""Bad input gets a clear error or a quarantine row, and never a half-written table."""
+
+import datetime as dt
+import shutil
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from churn.errors import InputError, ValidationFailed
+from churn.sources import SOURCES
+from spark_jobs.common import check_not_future
+from spark_jobs.pipeline import STEPS, run_steps
+from tests.conftest import generate_base
+
+pytestmark = pytest.mark.slow
+D0 = dt.date(2026, 2, 1)
+D1, D2 = D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    home = tmp_path_factory.mktemp("bad-base")
+    generate_base(home, 400, D0, 3, seed=5)
+    return home
+
+
+@pytest.fixture
+def home(base, tmp_path):
+    shutil.copytree(base / "raw", tmp_path / "raw")
+    return tmp_path
+
+
+def usage_part(home, d):
+    return home / "raw" / "usage" / f"ingest_date={d}" / "part-0000.csv"
+
+
+def test_missing_drop_names_the_folder(spark, make_settings, home):
+    shutil.rmtree(home / "raw" / "tickets" / f"ingest_date={D1}")
+    with pytest.raises(InputError, match=rf"(?s)raw drop missing.*tickets/ingest_date={D1}"):
+        run_steps(spark, make_settings(home), D1, D1, ["ingest"])
+
+
+def test_renamed_column_is_named_with_a_hint(spark, make_settings, home):
+    p = usage_part(home, D1)
+    lines = p.read_text().splitlines()
+    lines[0] = lines[0].replace('"sessions"', '"session_count"')
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"(?s)usage export .* lacks column\(s\) sessions \('session_count' looks like a renamed 'sessions'\)"):
+        run_steps(spark, make_settings(home), D1, D1, ["ingest"])
+
+
+def test_empty_drop_is_an_error(spark, make_settings, home):
+    for source, spec in SOURCES.items():
+        folder = home / "raw" / source / f"ingest_date={D1}"
+        for f in folder.iterdir():
+            f.write_text((",".join(f'"{c}"' for c in spec.names) + "\n") if spec.fmt == "csv" else "")
+    with pytest.raises(InputError, match=f"(?s)raw drop for {D1}..{D1} .* is empty"):
+        run_steps(spark, make_settings(home), D1, D1, ["ingest"])
+
+
+def test_future_dates_are_refused():
+    with pytest.raises(InputError, match="in the future"):
+        check_not_future(dt.date(2026, 5, 2), today=dt.date(2026, 5, 1))
+
+
+def test_malformed_rows_and_wrong_types_are_quarantined_with_reasons(spark, make_settings, home):
+    with usage_part(home, D0).open("a") as f:
+        f.write('"C0000000001","2026-02-01","7","12.5","3","surplus","fields"\n')  # too many fields
+        f.write('"C0000000002","2026-02-01","seven","12.5","3"\n')  # wrong type
+        f.write('"C0000000003","2026-02-01","-4","12.5","3"\n')  # out of range
+    s = make_settings(home)
+    run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
+    q = spark.read.format("delta").load(s.table_uri("quarantine", "rejected_rows")).where("source = 'usage'")
+    reasons = {tuple(r["reasons"]) for r in q.collect()}
+    assert ("malformed_row",) in reasons
+    assert ("not_a_non_negative_integer_sessions",) in reasons
+    assert q.count() == 3
+    silver = spark.read.format("delta").load(s.table_uri("silver", "usage"))
+    assert silver.where(F.col("customer_id").isin("C0000000002", "C0000000003") & (F.col("usage_date") == D0)
+                        & F.col("sessions").isNull()).count() == 0
+
+
+def test_duplicate_customers_are_merged_once(spark, make_settings, home):
+    p = home / "raw" / "customers" / f"ingest_date={D0}" / "part-0000.csv"
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join(lines + lines[1:50]) + "\n")  # 49 customers exported twice
+    s = make_settings(home)
+    run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
+    silver = spark.read.format("delta").load(s.table_uri("silver", "customers"))
+    assert silver.count() == silver.select("customer_id").distinct().count() == len(lines) - 1
+
+
+def test_failed_expectation_stops_the_run_and_leaves_tables_as_they_were(spark, make_settings, home):
+    s = make_settings(home)
+    run_steps(spark, s, D0, D1, list(STEPS))
+    versions = {
+        name: DeltaTable.forPath(spark, s.table_uri(*name)).history(1).first()["version"]
+        for name in [("silver", n) for n in SOURCES] + [("gold", "customer_features"), ("quarantine", "rejected_rows")]
+    }
+    # a broken export: a third of the sessions are missing
+    p = usage_part(home, D2)
+    lines = p.read_text().splitlines()
+    broken = [lines[0]] + [
+        (",".join(v if i != 2 else "" for i, v in enumerate(line.split(","))) if n % 3 == 0 else line)
+        for n, line in enumerate(lines[1:])
+    ]
+    p.write_text("\n".join(broken) + "\n")
+    with pytest.raises(ValidationFailed, match=r"(?s)source usage, column sessions, rule missing_sessions .*fail, allowed 5.00%"):
+        run_steps(spark, s, D2, D2, list(STEPS))
+    after = {name: DeltaTable.forPath(spark, s.table_uri(*name)).history(1).first()["version"] for name in versions}
+    assert after == versions
+    features = spark.read.format("delta").load(s.table_uri("gold", "customer_features"))
+    assert features.where(F.col("snapshot_date") == D2).count() == 0
+
+
+def test_features_refuse_a_date_never_ingested(spark, make_settings, home):
+    s = make_settings(home)
+    run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
+    with pytest.raises(InputError, match=f"(?s)no ingested drop for snapshot date.*{D2}"):
+        run_steps(spark, s, D2, D2, ["features"])
