@@ -67,7 +67,6 @@ def worker(customers: int, days: int, home: Path) -> dict:
     from churn.settings import load_settings
     from churn.spark import get_spark
     from spark_jobs import build_features, ingest, labels, silver, validate
-    from spark_jobs.common import date_range
 
     mem = PeakRSS()
     start = dt.date(2026, 1, 1)

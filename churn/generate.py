@@ -123,7 +123,7 @@ class _Chunk:
         rng = self.rng
         expected_arrivals = n0 * cfg.arrival_rate * cfg.days
         cap = n0 + int(expected_arrivals + 6 * np.sqrt(expected_arrivals + 1) + 10)
-        self.cap, self.n = cap, n0
+        self.cap, self.n, self.n0 = cap, n0, n0
         self.active = np.zeros(cap, bool)
         self.active[:n0] = True
         self.exists = self.active.copy()
@@ -183,7 +183,6 @@ class _Chunk:
         return _ids(f"C{self.index:04d}", idx, 6)
 
     def hazard(self, day: int) -> np.ndarray:
-        cfg = self.cfg
         tenure_m = np.maximum(0, day - self.signup) / 30.0
         z = (-6.9 + np.array([1.0, -0.6, -1.6])[self.contract]
              - 0.35 * np.log1p(tenure_m)
@@ -204,7 +203,7 @@ class _Chunk:
         if day == 0:
             changed[: self.n] = True
         # arrivals
-        k = rng.poisson(cfg.customers_in_chunk * cfg.arrival_rate) if day > 0 else 0
+        k = rng.poisson(self.n0 * cfg.arrival_rate) if day > 0 else 0
         k = min(k, self.cap - self.n)
         if k:
             new = np.arange(self.n, self.n + k)
@@ -498,7 +497,6 @@ def generate(cfg: GeneratorConfig, progress=None) -> Manifest:
     dates = [(cfg.start + dt.timedelta(days=d)).isoformat() for d in range(cfg.days)]
     t0 = time.time()
     for ci, n0 in chunks:
-        cfg.customers_in_chunk = n0  # type: ignore[attr-defined]
         chunk = _Chunk(cfg, ci, n0)
         defects = _Defects(cfg, manifest, ci)
         for day, date_str in enumerate(dates):

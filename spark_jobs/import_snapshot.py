@@ -182,7 +182,6 @@ def run(spark, settings: Settings, spec: SnapshotSpec) -> dict:
     from pyspark.sql import functions as F
 
     mapped = map_snapshot(read_source(spec), spec)
-    base = f"gold/snapshots/{spec.name}"
     feats = spark.createDataFrame(mapped.features)
     for c, kind in mapped.kinds.items():
         feats = feats.withColumn(c, F.col(c).cast("double" if kind == "numeric" else "string"))

@@ -64,11 +64,15 @@ def test_future_dates_are_refused():
         check_not_future(dt.date(2026, 5, 2), today=dt.date(2026, 5, 1))
 
 
-def test_malformed_rows_and_wrong_types_are_quarantined_with_reasons(spark, make_settings, home):
+def test_malformed_rows_wrong_types_and_duplicates(spark, make_settings, home):
+    """Bad rows are quarantined with their reasons; exact duplicates merge into one silver row."""
     with usage_part(home, D0).open("a") as f:
         f.write('"C0000000001","2026-02-01","7","12.5","3","surplus","fields"\n')  # too many fields
         f.write('"C0000000002","2026-02-01","seven","12.5","3"\n')  # wrong type
         f.write('"C0000000003","2026-02-01","-4","12.5","3"\n')  # out of range
+    p = home / "raw" / "customers" / f"ingest_date={D0}" / "part-0000.csv"
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join(lines + lines[1:50]) + "\n")  # 49 customers exported twice
     s = make_settings(home)
     run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
     q = spark.read.format("delta").load(s.table_uri("quarantine", "rejected_rows")).where("source = 'usage'")
@@ -76,19 +80,11 @@ def test_malformed_rows_and_wrong_types_are_quarantined_with_reasons(spark, make
     assert ("malformed_row",) in reasons
     assert ("not_a_non_negative_integer_sessions",) in reasons
     assert q.count() == 3
-    silver = spark.read.format("delta").load(s.table_uri("silver", "usage"))
-    assert silver.where(F.col("customer_id").isin("C0000000002", "C0000000003") & (F.col("usage_date") == D0)
-                        & F.col("sessions").isNull()).count() == 0
-
-
-def test_duplicate_customers_are_merged_once(spark, make_settings, home):
-    p = home / "raw" / "customers" / f"ingest_date={D0}" / "part-0000.csv"
-    lines = p.read_text().splitlines()
-    p.write_text("\n".join(lines + lines[1:50]) + "\n")  # 49 customers exported twice
-    s = make_settings(home)
-    run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
-    silver = spark.read.format("delta").load(s.table_uri("silver", "customers"))
-    assert silver.count() == silver.select("customer_id").distinct().count() == len(lines) - 1
+    usage = spark.read.format("delta").load(s.table_uri("silver", "usage"))
+    assert usage.where(F.col("customer_id").isin("C0000000002", "C0000000003") & (F.col("usage_date") == D0)
+                       & F.col("sessions").isNull()).count() == 0
+    customers = spark.read.format("delta").load(s.table_uri("silver", "customers"))
+    assert customers.count() == customers.select("customer_id").distinct().count() == len(lines) - 1
 
 
 def test_failed_expectation_stops_the_run_and_leaves_tables_as_they_were(spark, make_settings, home):
@@ -116,6 +112,6 @@ def test_failed_expectation_stops_the_run_and_leaves_tables_as_they_were(spark, 
 
 def test_features_refuse_a_date_never_ingested(spark, make_settings, home):
     s = make_settings(home)
-    run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
+    run_steps(spark, s, D0, D0, ["ingest"])
     with pytest.raises(InputError, match=f"(?s)no ingested drop for snapshot date.*{D2}"):
         run_steps(spark, s, D2, D2, ["features"])
