@@ -12,10 +12,11 @@ DAYS=${DEMO_DAYS:-45}
 START=$(date -u -d "-$((DAYS + 5)) days" +%F)
 END=$(date -u -d "$START +$((DAYS - 1)) days" +%F)
 
+mkdir -p "$CHURN_HOME"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "1/4 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
 $CHURN generate --customers "$CUSTOMERS" --start "$START" --days "$DAYS" --seed 42 \
-  --defects all --defect-rate 0.005 > "$CHURN_HOME.generate.json"
+  --defects all --defect-rate 0.005 > "$CHURN_HOME/generate.json"
 step "2/4 building the lakehouse $START..$END (weekly snapshots)"
 $CHURN run --start "$START" --end "$END" --every 7
 step "3/4 importing the real IBM Telco snapshot through local/specs/telco.yaml"
