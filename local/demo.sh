@@ -12,6 +12,8 @@ DAYS=${DEMO_DAYS:-45}
 START=$(date -u -d "-$((DAYS + 5)) days" +%F)
 END=$(date -u -d "$START +$((DAYS - 1)) days" +%F)
 
+# a demo run is one generated history: start its lake and reports afresh (only the demo's own home)
+rm -rf "$CHURN_HOME/lake" "$CHURN_HOME/reports"
 mkdir -p "$CHURN_HOME"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "1/4 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
