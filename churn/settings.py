@@ -61,8 +61,6 @@ class Settings:
     jars_dir: str = ""
     #: Churn label horizon: a snapshot's label is "cancelled within this many days after it".
     label_horizon_days: int = 30
-    #: Largest share of a drop's rows a row-level rule may quarantine before the run stops.
-    max_quarantine_fraction: float = 0.05
     #: A row rule's failure rate stops the run only on batches at least this large; smaller batches
     #: (a day's few cancellations) are quarantined row by row and warned about, since a rate over a
     #: dozen rows is noise.
@@ -160,8 +158,8 @@ def load_settings(config_file: str | None = None, env: Mapping[str, str] | None 
 def _validate(s: Settings) -> None:
     if s.label_horizon_days < 1:
         raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
-    if not 0 <= s.max_quarantine_fraction <= 1:
-        raise ConfigError(f"max_quarantine_fraction must be within [0, 1], got {s.max_quarantine_fraction}")
+    if s.validation_min_rows < 0:
+        raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
     for name in ("lake_uri", "raw_uri"):
         uri = getattr(s, name)
         if "://" in uri and not uri.startswith(("s3a://", "s3://", "file://")):
