@@ -111,6 +111,89 @@ def cmd_tables(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from ml import train
+    from ml.model import TrainParams
+    from spark_jobs.common import check_not_future, parse_date
+
+    s = _settings(args)
+    if args.spec and (args.start or args.end):
+        raise InputError("--spec trains on a single-table snapshot: it takes no --start/--end")
+    start = parse_date(args.start, "--start") if args.start else None
+    end = parse_date(args.end, "--end") if args.end else None
+    if end:
+        check_not_future(end)
+    overrides = dict(kv.split("=", 1) for kv in args.param or [] if "=" in kv)
+    if len(overrides) != len(args.param or []):
+        raise InputError(f"--param expects NAME=VALUE, got {args.param}")
+    params = TrainParams.from_overrides({**overrides, "seed": args.seed})
+    result = train.run(s, start, end, args.spec, args.seed, params, register=not args.no_register)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        _print_training(result)
+    return 0
+
+
+def _print_training(r: dict) -> None:
+    print(f"ROC-AUC {r['roc_auc']:.4f}  PR-AUC {r['pr_auc']:.4f}  log loss {r['log_loss']:.4f}  "
+          f"Brier {r['brier']:.4f}  calibration error {r['calibration_error']:.4f}")
+    print(f"lift top 10% {r['lift_top_10']:.2f}x (captures {r['capture_top_10']:.1%} of churners)   "
+          f"rows: train {r['n_train']:,}  valid {r['n_valid']:,}  test {r['n_test']:,}")
+    if "auc_share_of_oracle" in r:
+        print(f"oracle ROC-AUC {r['oracle_roc_auc']:.4f}: the model reaches {r['auc_share_of_oracle']:.1%} of it")
+    if "version" in r:
+        print(f"MLflow: {r['model']} version {r['version']} (run {r['run_id']}): {r['decision']}; "
+              f"champion is version {r['champion'] or '-'}")
+        for reason in r["reasons"]:
+            print(f"  - {reason}")
+    print(f"report: {r['report']}")
+
+
+def cmd_promote(args) -> int:
+    from ml.registry import Registry
+
+    s = _settings(args)
+    entry = Registry(s).promote(args.model or s.model_name, str(args.version), args.reason)
+    print(f"{entry['model']}: champion is now version {entry['version']} (was {entry['previous_champion'] or '-'})")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from ml.registry import Registry
+
+    s = _settings(args)
+    entry = Registry(s).rollback(args.model or s.model_name, args.reason)
+    print(f"{entry['model']}: champion rolled back to version {entry['version']} (was {entry['previous_champion']})")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from ml.registry import CHALLENGER, CHAMPION, Registry
+
+    s = _settings(args)
+    name = args.model or s.model_name
+    reg = Registry(s)
+    hist = reg.history(name)
+    print(f"model {name}: champion {reg.alias_version(name, CHAMPION) or '-'}, "
+          f"challenger {reg.alias_version(name, CHALLENGER) or '-'}")
+    if hist.empty:
+        print("no champion changes recorded yet")
+        return 0
+    print(f"{'time (UTC)':20} {'event':9} {'version':>7} {'champion':>8} {'until':20} reason")
+    for _, r in hist.iterrows():
+        until = "-" if pd_isna(r["champion_until"]) else f"{r['champion_until']:%Y-%m-%d %H:%M:%S}"
+        print(f"{r['time']:%Y-%m-%d %H:%M:%S}  {r['event']:9} {r['version']:>7} {r['champion_after'] or '-':>8} "
+              f"{until:20} {r['reason']}")
+    return 0
+
+
+def pd_isna(v) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
+
+
 def cmd_jars(args) -> int:
     from churn import jars
 
@@ -122,6 +205,28 @@ def cmd_jars(args) -> int:
 def cmd_settings(args) -> int:
     print(json.dumps(_settings(args).as_dict(), indent=1, default=str))
     return 0
+
+
+def cmd_pipeline(args) -> int:
+    from ml.pipelines import training
+
+    s = _settings(args)
+    arguments = {"start": args.start, "end": args.end, "spec": args.spec, "seed": args.seed}
+    if args.action == "compile":
+        path = training.compile_pipeline(args.out, s.platform_image)
+        print(path)
+        return 0
+    if args.action == "run-local":
+        print(json.dumps(training.run_local(arguments, s), indent=1, default=str))
+        return 0
+    from ml.pipelines import submit
+
+    host = args.host or s.kfp_host
+    if not host:
+        raise InputError("submit needs a Kubeflow Pipelines endpoint: --host or CHURN_KFP_HOST")
+    outcome = submit.submit_and_wait(host, arguments, s.platform_image, args.timeout, args.experiment)
+    print(json.dumps(outcome, indent=1, default=str))
+    return 0 if outcome["state"] == "SUCCEEDED" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +272,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("settings", help="print the effective settings (secrets redacted)")
     st.set_defaults(func=cmd_settings)
-    for sp in (g, r, i, t, j, st):
+
+    tr = sub.add_parser("train", help="train, evaluate, register and gate a churn model")
+    tr.add_argument("--start", help="first snapshot date of the training window (default: the first labelled)")
+    tr.add_argument("--end", help="last snapshot date (default: the newest labelled); the newest is the test set")
+    tr.add_argument("--spec", help="train on a single-table snapshot through this YAML spec instead")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--param", action="append", help="XGBoost setting NAME=VALUE (e.g. max_depth=4), repeatable")
+    tr.add_argument("--json", action="store_true", help="print one JSON object with the metrics and the decision")
+    tr.add_argument("--no-register", action="store_true", help="evaluate only: log nothing to MLflow")
+    tr.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("promote", help="make a registered model version the champion (operator override)")
+    pr.add_argument("--version", required=True)
+    pr.add_argument("--reason", default="")
+    pr.set_defaults(func=cmd_promote)
+    rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
+    rb.add_argument("--reason", default="")
+    rb.set_defaults(func=cmd_rollback)
+    mo = sub.add_parser("models", help="the registered model's aliases and champion history")
+    mo.add_argument("action", choices=["history"])
+    mo.set_defaults(func=cmd_models)
+    for sp in (pr, rb, mo):
+        sp.add_argument("--model", help="registered model name (default: CHURN_MODEL_NAME)")
+
+    pl = sub.add_parser("pipeline", help="the Kubeflow training pipeline: compile, run locally, submit")
+    pl.add_argument("action", choices=["compile", "run-local", "submit"])
+    pl.add_argument("--out", default="churn_training_pipeline.yaml", help="compile: where to write the YAML")
+    pl.add_argument("--host", help="submit: KFP API endpoint (default: CHURN_KFP_HOST)")
+    pl.add_argument("--start", default="")
+    pl.add_argument("--end", default="")
+    pl.add_argument("--spec", default="")
+    pl.add_argument("--seed", type=int, default=42)
+    pl.add_argument("--timeout", type=float, default=3600, help="submit: seconds to wait for the run")
+    pl.add_argument("--experiment", default="churn-training")
+    pl.set_defaults(func=cmd_pipeline)
+    for sp in (g, r, i, t, j, st, tr, pr, rb, mo, pl):
         sp.add_argument("--config", help="settings YAML (else CHURN_CONFIG and CHURN_* variables)")
     return p
 

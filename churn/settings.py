@@ -22,6 +22,8 @@ from churn.errors import ConfigError
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POM_PATH = _PROJECT_ROOT / "spark_jobs" / "jars" / "pom.xml"
+#: Metrics the promotion gate can compare on, and whether higher ("max") or lower ("min") is better.
+GATE_METRICS = {"roc_auc": "max", "pr_auc": "max", "log_loss": "min", "brier": "min"}
 
 
 def _default_jars_dir() -> str:
@@ -65,6 +67,21 @@ class Settings:
     #: (a day's few cancellations) are quarantined row by row and warned about, since a rate over a
     #: dozen rows is noise.
     validation_min_rows: int = 200
+    #: Registered model name in MLflow; its aliases ``champion`` and ``challenger`` drive scoring.
+    model_name: str = "churn"
+    #: Artifact root of new MLflow experiments. Empty: ``<home>/mlflow/artifacts`` with the local
+    #: SQLite store, the tracking server's own default with ``mlflow_uri`` (e.g. s3://bucket/mlflow).
+    mlflow_artifacts_uri: str = ""
+    #: Promotion gate: a challenger replaces the champion only if, on the same evaluation rows, it
+    #: beats it on ``gate_metric`` by ``gate_margin`` and passes the absolute floors below.
+    gate_metric: str = "roc_auc"
+    gate_margin: float = 0.002
+    gate_min_roc_auc: float = 0.70
+    gate_max_calibration_error: float = 0.05
+    #: Container image of the platform (Spark jobs, training components, predictor).
+    platform_image: str = "ghcr.io/churn-platform/platform:0.1.0"
+    #: Kubeflow Pipelines API endpoint the training hand-off submits to (e.g. http://ml-pipeline:8888).
+    kfp_host: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # ---- derived locations -------------------------------------------------------------
@@ -75,6 +92,31 @@ class Settings:
     @property
     def is_s3(self) -> bool:
         return self.lake_uri.startswith(("s3a://", "s3://"))
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """``mlflow_uri``, or the embedded SQLite store under home."""
+        return self.mlflow_uri or f"sqlite:///{Path(self.home) / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """Where new experiments keep artifacts (None: let the tracking server decide)."""
+        if self.mlflow_artifacts_uri:
+            return self.mlflow_artifacts_uri
+        return None if self.mlflow_uri else (Path(self.home) / "mlflow" / "artifacts").as_uri()
+
+    def s3_storage_options(self) -> dict[str, str]:
+        """S3 settings as delta-rs / object_store options (empty when S3 is not configured)."""
+        opts = {"AWS_REGION": self.s3_region}
+        if self.s3_endpoint:
+            opts["AWS_ENDPOINT_URL"] = self.s3_endpoint
+            opts["AWS_ALLOW_HTTP"] = "true" if self.s3_endpoint.startswith("http://") else "false"
+        if self.s3_access_key:
+            opts["AWS_ACCESS_KEY_ID"] = self.s3_access_key
+            opts["AWS_SECRET_ACCESS_KEY"] = self.s3_secret_key
+        if self.s3_path_style:
+            opts["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+        return opts
 
     @property
     def oracle_dir(self) -> str:
@@ -160,6 +202,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
     if s.validation_min_rows < 0:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
+    if s.gate_metric not in GATE_METRICS:
+        raise ConfigError(f"gate_metric={s.gate_metric!r}: expected one of {', '.join(sorted(GATE_METRICS))}")
+    if s.gate_margin < 0:
+        raise ConfigError(f"gate_margin must be >= 0, got {s.gate_margin}")
+    if not 0.5 <= s.gate_min_roc_auc <= 1:
+        raise ConfigError(f"gate_min_roc_auc must be between 0.5 and 1, got {s.gate_min_roc_auc}")
+    if not 0 < s.gate_max_calibration_error <= 1:
+        raise ConfigError(f"gate_max_calibration_error must be in (0, 1], got {s.gate_max_calibration_error}")
     for name in ("lake_uri", "raw_uri"):
         uri = getattr(s, name)
         if "://" in uri and not uri.startswith(("s3a://", "s3://", "file://")):

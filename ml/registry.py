@@ -1,0 +1,257 @@
+"""MLflow: tracking of training runs, the model registry, and the champion / challenger aliases.
+
+Where: ``settings.mlflow_tracking_uri`` (a SQLite store under ``CHURN_HOME`` by default, an MLflow
+server with ``CHURN_MLFLOW_URI``); artifacts under ``CHURN_HOME/mlflow/artifacts`` locally, or
+wherever the server / ``CHURN_MLFLOW_ARTIFACTS_URI`` says (S3 with the ``CHURN_S3_*`` settings).
+
+The registered model is a pyfunc wrapping ``ml.model.ChurnModel`` (booster + the preprocessing it
+was trained with), logged with its signature, an input example and pinned requirements. It loads
+wherever the platform package is installed (the platform image); batch scoring and the predictor
+use ``load`` to get the ``ChurnModel`` itself (probabilities and per-row contributions).
+
+Aliases, never the deprecated stages: a new version becomes ``challenger``; ``champion`` moves only
+through the gate or an operator's ``churn promote`` / ``churn rollback``. Every move is recorded as
+a run in the experiment ``<model>-promotions`` (tags and a JSON artifact), which is what
+``churn models history`` reads: MLflow keeps only the current alias, not who held it when.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+
+from churn.errors import ChurnError, InputError
+from churn.settings import Settings
+from ml.model import CATEGORICAL, ChurnModel
+
+log = logging.getLogger("ml.registry")
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class RegistryUnavailable(ChurnError):
+    """The MLflow tracking server cannot be reached."""
+
+    exit_code = 3
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc face of a ChurnModel: a frame of feature columns in, ``churn_probability`` out."""
+
+    def load_context(self, context):
+        self.model = ChurnModel.load(context.artifacts["churn_model"])
+
+    def predict(self, context, model_input, params=None):
+        return pd.DataFrame({"churn_probability": self.model.predict(model_input)})
+
+
+def requirements() -> list[str]:
+    """Pinned requirements of the logged model, read from the running environment (no inference run)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("mlflow", "xgboost-cpu", "xgboost", "pandas", "numpy", "pyarrow", "scikit-learn", "cloudpickle"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return [r for r in out if not (r.startswith("xgboost==") and any(x.startswith("xgboost-cpu") for x in out))]
+
+
+def signature(model: ChurnModel):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([ColSpec("string" if f.kind == CATEGORICAL else "double", f.name) for f in model.prep.features])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "churn_probability")]))
+
+
+@dataclass
+class Registered:
+    run_id: str
+    version: str
+    model_uri: str
+    seconds: float
+
+
+class Registry:
+    """One MLflow tracking + registry endpoint, as the settings say."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.uri = settings.mlflow_tracking_uri
+        _export_s3_env(settings)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        elif self.uri.startswith(("http://", "https://")):
+            check_reachable(self.uri)
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        self.mlflow = mlflow
+        self.client = MlflowClient(self.uri, self.uri)
+
+    # ---- experiments and runs ------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        root = self.settings.mlflow_artifact_root
+        return self.client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
+
+    def log_training(self, name: str, model: ChurnModel, params: dict, metrics: dict, tags: dict, lineage: list[dict],
+                     artifacts_dir: Path, input_example: pd.DataFrame) -> Registered:
+        """One run: parameters, metrics, inputs (Delta paths + versions), plots and report; the model is
+        logged and registered as a new version of ``name``. Returns the run and the version."""
+        from mlflow.data.delta_dataset_source import DeltaDatasetSource
+        from mlflow.data.meta_dataset import MetaDataset
+
+        mlflow = self.mlflow
+        t0 = time.time()
+        exp = self.experiment_id(name)
+        with mlflow.start_run(experiment_id=exp, run_name=tags.get("run_name")) as run:
+            mlflow.log_params({k: v for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+            for item in lineage:
+                if str(item.get("version", "")).isdigit():
+                    ds = MetaDataset(DeltaDatasetSource(path=item["uri"], delta_table_version=int(item["version"])),
+                                     name=item["table"])
+                    mlflow.log_input(ds, context="training")
+                mlflow.set_tag(f"data.{item['table']}", f"{item['uri']}@{item['version']}")
+            mlflow.log_dict({"inputs": lineage}, "lineage.json")
+            mlflow.log_artifacts(str(artifacts_dir), "evaluation")
+            with tempfile.TemporaryDirectory() as tmp:
+                saved = model.save(Path(tmp) / "churn_model")
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=ChurnPyfunc(), artifacts={"churn_model": str(saved)},
+                    signature=signature(model), input_example=input_example, pip_requirements=requirements(),
+                    registered_model_name=name, await_registration_for=60,
+                )
+        version = str(info.registered_model_version)
+        self.client.set_model_version_tag(name, version, "run_id", run.info.run_id)
+        for k in ("roc_auc", "pr_auc", "calibration_error"):
+            if k in metrics:
+                self.client.set_model_version_tag(name, version, k, f"{metrics[k]:.6f}")
+        self.client.set_registered_model_alias(name, CHALLENGER, version)
+        secs = time.time() - t0
+        log.info("MLflow: run %s, model %s version %s (challenger) logged in %.1fs", run.info.run_id, name, version, secs)
+        return Registered(run.info.run_id, version, f"models:/{name}/{version}", secs)
+
+    # ---- aliases --------------------------------------------------------------------------
+    def alias_version(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def load(self, name: str, version_or_alias: str) -> ChurnModel:
+        """The ChurnModel of a registered version (``"3"``) or alias (``"champion"``)."""
+        ref = f"models:/{name}/{version_or_alias}" if version_or_alias.isdigit() else f"models:/{name}@{version_or_alias}"
+        return self.mlflow.pyfunc.load_model(ref).unwrap_python_model().model
+
+    def set_champion(self, name: str, version: str, event: str, reason: str, decision: dict | None = None,
+                     training_run: str | None = None) -> dict:
+        """Move ``champion`` to ``version`` and record the move (who, when, from which version, why)."""
+        previous = self.alias_version(name, CHAMPION)
+        self.client.set_registered_model_alias(name, CHAMPION, version)
+        if self.alias_version(name, CHALLENGER) == version:
+            self.client.delete_registered_model_alias(name, CHALLENGER)
+        return self.record(name, event, version, previous, reason, decision, training_run)
+
+    def record(self, name: str, event: str, version: str, previous: str | None, reason: str,
+               decision: dict | None = None, training_run: str | None = None) -> dict:
+        champion_after = self.alias_version(name, CHAMPION)
+        entry = {"event": event, "model": name, "version": version, "previous_champion": previous or "",
+                 "champion_after": champion_after or "", "reason": reason, "actor": _actor(),
+                 "training_run": training_run or ""}
+        exp = self.experiment_id(f"{name}-promotions")
+        with self.mlflow.start_run(experiment_id=exp, run_name=f"{event} v{version}"):
+            self.mlflow.set_tags(entry)
+            self.mlflow.log_dict({**entry, "decision": decision}, "decision.json")
+        return entry
+
+    def history(self, name: str) -> pd.DataFrame:
+        """Every recorded champion move, oldest first, with the period each version held the alias."""
+        exp = self.client.get_experiment_by_name(f"{name}-promotions")
+        if exp is None:
+            return pd.DataFrame(columns=["time", "event", "version", "champion_after", "previous_champion", "reason",
+                                         "actor", "champion_until"])
+        runs = self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"], max_results=10_000)
+        rows = [{"time": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC"), **{k: r.data.tags.get(k, "") for k in (
+            "event", "version", "champion_after", "previous_champion", "reason", "actor", "training_run")}} for r in runs]
+        df = pd.DataFrame(rows).sort_values("time", kind="mergesort").reset_index(drop=True)
+        # the champion after each event held the alias until the next event that changed it
+        until = []
+        for i, row in df.iterrows():
+            nxt = df[(df.index > i) & (df["champion_after"] != row["champion_after"])]
+            until.append(nxt["time"].iloc[0] if len(nxt) else pd.NaT)
+        df["champion_until"] = until
+        return df
+
+    def rollback(self, name: str, reason: str) -> dict:
+        current = self.alias_version(name, CHAMPION)
+        if current is None:
+            raise InputError(f"model {name} has no champion: nothing to roll back")
+        hist = self.history(name)
+        made = hist[(hist["champion_after"] == current) & (hist["previous_champion"] != "")
+                    & (hist["previous_champion"] != current)]
+        if made.empty:
+            raise InputError(f"model {name}: version {current} has no recorded predecessor to roll back to "
+                             "(use `churn promote --version V`)")
+        target = made["previous_champion"].iloc[-1]
+        return self.set_champion(name, target, "rollback", reason or f"rollback from version {current}")
+
+    def promote(self, name: str, version: str, reason: str) -> dict:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version(name, version)
+        except MlflowException:
+            raise InputError(f"model {name} has no version {version}") from None
+        return self.set_champion(name, version, "promote", reason or "manual promotion")
+
+
+def _actor() -> str:
+    try:
+        return os.environ.get("CHURN_ACTOR") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def _export_s3_env(settings: Settings) -> None:
+    """MLflow's S3 artifact client (boto3) reads the endpoint and keys from the environment."""
+    if settings.s3_endpoint:
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint
+    if settings.s3_access_key:
+        os.environ["AWS_ACCESS_KEY_ID"] = settings.s3_access_key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_key
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.s3_region)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a configured URL
+            if resp.status != 200:
+                raise RegistryUnavailable(f"MLflow tracking server {uri} answered {resp.status} on /health")
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryUnavailable(f"MLflow tracking server {uri} is unreachable ({getattr(exc, 'reason', exc)}): "
+                                  "check CHURN_MLFLOW_URI; nothing was trained or changed") from None
