@@ -51,6 +51,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/lakehouse.py
+	$(PY) benchmarks/training.py
 
 # Re-resolve the lock files after editing requirements/*.in (then commit both).
 lock: | $(UV)

@@ -21,47 +21,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-class PeakRSS:
-    """Samples the RSS of this process and its children every 0.2 s."""
-
-    def __init__(self):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            try:
-                for p in [self.proc, *self.proc.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.2)
-
-    def reset(self) -> None:
-        self.peak = 0
-
-    def stop(self) -> None:
-        self._stop.set()
+from _common import PeakRSS  # noqa: E402
 
 
 def worker(customers: int, days: int, home: Path) -> dict:

@@ -224,7 +224,7 @@ def cmd_pipeline(args) -> int:
     host = args.host or s.kfp_host
     if not host:
         raise InputError("submit needs a Kubeflow Pipelines endpoint: --host or CHURN_KFP_HOST")
-    outcome = submit.submit_and_wait(host, arguments, s.platform_image, args.timeout, args.experiment)
+    outcome = submit.submit_and_wait(host, arguments, s.platform_image, args.timeout, args.experiment, args.poll)
     print(json.dumps(outcome, indent=1, default=str))
     return 0 if outcome["state"] == "SUCCEEDED" else 1
 
@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=42)
     pl.add_argument("--timeout", type=float, default=3600, help="submit: seconds to wait for the run")
     pl.add_argument("--experiment", default="churn-training")
+    pl.add_argument("--poll", type=float, default=10.0, help="submit: seconds between status checks")
     pl.set_defaults(func=cmd_pipeline)
     for sp in (g, r, i, t, j, st, tr, pr, rb, mo, pl):
         sp.add_argument("--config", help="settings YAML (else CHURN_CONFIG and CHURN_* variables)")

@@ -134,3 +134,53 @@ class S3Server:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+@dataclass
+class MlflowServer:
+    """An MLflow tracking server (``mlflow server``) on loopback: a SQLite backend store and artifacts
+    wherever ``artifact_root`` says (an ``s3://`` root is written by the clients themselves, with
+    their S3 settings, since the server runs with ``--no-serve-artifacts``)."""
+
+    backend_uri: str
+    artifact_root: str
+    port: int
+    log_file: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> "MlflowServer":
+        import sys
+        import urllib.request
+
+        exe = Path(sys.executable).parent / "mlflow"
+        cmd = [str(exe), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+               "--backend-store-uri", self.backend_uri, "--default-artifact-root", self.artifact_root,
+               "--no-serve-artifacts"]
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SetupError(f"mlflow server exited with {self.proc.returncode} (see {self.log_file})")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:  # noqa: S310 - loopback
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise SetupError(f"mlflow server did not answer on {self.url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            import signal
+
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)

@@ -36,6 +36,8 @@ KEYS = ["customer_id", "snapshot_date"]
 LABEL_COLUMNS = {"churned", "cancel_date", "horizon_days", "labeled_on", "label", "churn", "target"}
 #: A feature that separates the classes this well on its own is a copy of the label, not a signal.
 LEAKAGE_AUC = 0.99
+#: A spec's snapshot needs this many rows of each class to split into train / validation / test.
+MIN_PER_CLASS = 10
 
 
 @dataclass
@@ -206,6 +208,10 @@ def stratified_split(frame: pd.DataFrame, label: str = LABEL, test_size: float =
 
     idx = np.arange(len(frame))
     y = frame[label].to_numpy()
+    counts = pd.Series(y).value_counts()
+    if len(counts) < 2 or counts.min() < MIN_PER_CLASS:
+        raise InputError(f"too few rows of one class for a stratified split: {label} counts are "
+                         f"{counts.to_dict()}; each class needs at least {MIN_PER_CLASS} rows")
     train_idx, test_idx = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
     fit_idx, valid_idx = train_test_split(train_idx, test_size=valid_fraction, stratify=y[train_idx], random_state=seed)
     split = np.empty(len(frame), dtype=object)

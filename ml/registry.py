@@ -50,7 +50,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         self.model = ChurnModel.load(context.artifacts["churn_model"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame({"churn_probability": self.model.predict(model_input)})
 
 

@@ -1,0 +1,43 @@
+"""The promotion gate's rules (pure)."""
+
+from ml.gate import Policy, decide
+
+POLICY = Policy(metric="roc_auc", margin=0.002, min_roc_auc=0.7, max_calibration_error=0.05)
+
+
+def m(auc, ece=0.01, **kw):
+    return {"roc_auc": auc, "calibration_error": ece, "log_loss": kw.get("log_loss", 0.2), "n": 100}
+
+
+def test_first_model_is_promoted_when_it_passes_the_floors():
+    d = decide(m(0.8), None, POLICY)
+    assert d.promote and any("no champion yet" in r for r in d.reasons)
+
+
+def test_floors_apply_even_without_a_champion():
+    assert not decide(m(0.65), None, POLICY).promote
+    d = decide(m(0.9, ece=0.08), None, POLICY)
+    assert not d.promote and "calibration error 0.0800 is above the ceiling" in d.summary()
+
+
+def test_challenger_must_beat_the_champion_by_the_margin():
+    assert decide(m(0.803), m(0.800), POLICY).promote
+    d = decide(m(0.801), m(0.800), POLICY)
+    assert not d.promote and "does not beat the champion's 0.8000" in d.summary()
+
+
+def test_lower_is_better_metrics_compare_the_other_way():
+    policy = Policy(metric="log_loss", margin=0.001)
+    assert decide(m(0.8, log_loss=0.150), m(0.8, log_loss=0.152), policy).promote
+    assert not decide(m(0.8, log_loss=0.1515), m(0.8, log_loss=0.152), policy).promote
+
+
+def test_a_champion_that_cannot_be_scored_blocks_automatic_promotion():
+    d = decide(m(0.9), None, POLICY, champion_error="missing feature column(s) x")
+    assert not d.promote and "promote manually" in d.summary()
+
+
+def test_decision_record_carries_both_sides():
+    d = decide(m(0.85), m(0.80), POLICY).as_dict()
+    assert d["outcome"] == "promoted" and d["policy"]["margin"] == 0.002
+    assert d["challenger"]["metrics"]["roc_auc"] == 0.85 and d["champion"]["metrics"]["roc_auc"] == 0.80

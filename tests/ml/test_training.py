@@ -1,0 +1,141 @@
+"""churn train on a generated lakehouse: quality against the oracle, MLflow lineage, the gate,
+operator promote / rollback / history, and failures that leave the champion alone."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from churn.cli import main
+from churn.errors import InputError
+from ml import train
+from ml.registry import CHAMPION, CHALLENGER, Registry, RegistryUnavailable
+from tests.ml.conftest import D0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(ml_lake, make_settings, tmp_path_factory):
+    """Two identical training runs in one MLflow store: the first becomes champion, the second is judged."""
+    home = tmp_path_factory.mktemp("trained")
+    (home / "oracle").symlink_to(ml_lake / "oracle")
+    s = make_settings(home, lake_uri=str(ml_lake / "lake"), label_horizon_days=14)
+    first = train.run(s, seed=42)
+    second = train.run(s, seed=42)
+    return s, first, second
+
+
+def test_model_reaches_the_oracle(trained):
+    _, first, _ = trained
+    assert first["oracle_roc_auc"] > 0.7
+    assert first["auc_share_of_oracle"] >= 0.97, first
+    assert first["calibration_error"] < 0.02
+    assert first["split"]["kind"] == "out_of_time" and first["n_test"] > 3000
+
+
+def test_training_is_deterministic_for_a_seed_and_table_versions(trained):
+    _, first, second = trained
+    for k in ("roc_auc", "pr_auc", "log_loss", "brier"):
+        assert first[k] == second[k]
+    assert first["inputs"] == second["inputs"]
+
+
+def test_run_records_params_metrics_lineage_plots_and_report(trained):
+    s, first, _ = trained
+    reg = Registry(s)
+    run = reg.client.get_run(first["run_id"])
+    assert run.data.metrics["roc_auc"] == pytest.approx(first["roc_auc"])
+    assert run.data.params["max_depth"] == "3"
+    versions = {x["table"]: x["version"] for x in first["inputs"]}
+    assert run.data.tags["data.gold/customer_features"].endswith(f"@{versions['gold/customer_features']}")
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"gold/customer_features", "gold/labels"}
+    names = {a.path for a in reg.client.list_artifacts(first["run_id"], "evaluation")}
+    for plot in ("roc", "pr", "calibration", "gains", "importance"):
+        assert f"evaluation/{plot}.png" in names
+    assert "evaluation/report.html" in names
+    lineage = reg.mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/lineage.json")
+    assert lineage["inputs"] == first["inputs"]
+
+
+def test_first_model_is_champion_and_an_equal_challenger_is_not_promoted(trained):
+    s, first, second = trained
+    assert first["decision"] == "promoted" and first["champion"] == first["version"]
+    assert second["decision"] == "rejected" and second["champion"] == first["version"]
+    assert any("does not beat the champion" in r for r in second["reasons"])
+    reg = Registry(s)
+    assert reg.alias_version(s.model_name, CHAMPION) == first["version"]
+    assert reg.alias_version(s.model_name, CHALLENGER) == second["version"]
+    run = reg.client.get_run(second["run_id"])
+    assert run.data.tags["gate.outcome"] == "rejected"
+    decision = reg.mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/promotion_decision.json")
+    assert decision["champion"]["version"] == first["version"]
+    assert decision["champion"]["metrics"]["roc_auc"] == pytest.approx(first["roc_auc"])  # same rows, same model
+
+
+def test_registered_model_loads_with_its_signature(trained):
+    s, first, _ = trained
+    import pandas as pd
+    from deltalake import DeltaTable
+
+    reg = Registry(s)
+    pyfunc = reg.mlflow.pyfunc.load_model(f"models:/{s.model_name}@champion")
+    names = [c.name for c in pyfunc.metadata.get_input_schema().inputs]
+    rows = DeltaTable(s.table_uri("gold", "customer_features")).to_pandas().head(20)
+    out = pyfunc.predict(rows[names])
+    assert list(out.columns) == ["churn_probability"] and out["churn_probability"].between(0, 1).all()
+    same = reg.load(s.model_name, "champion").predict(rows)
+    assert (abs(out["churn_probability"].to_numpy() - same) < 1e-12).all()
+    assert isinstance(pd.DataFrame(out), pd.DataFrame)
+
+
+def use_settings(monkeypatch, s):
+    """Point the `churn` command (run in-process) at the settings of a test."""
+    for k, v in {"CHURN_HOME": s.home, "CHURN_LAKE_URI": s.lake_uri,
+                 "CHURN_LABEL_HORIZON_DAYS": str(s.label_horizon_days)}.items():
+        monkeypatch.setenv(k, v)
+
+
+def test_operator_promote_rollback_and_history(trained, capsys, monkeypatch):
+    s, first, second = trained
+    use_settings(monkeypatch, s)
+    reg = Registry(s)
+    assert main(["promote", "--version", second["version"], "--reason", "A/B test winner"]) == 0
+    assert reg.alias_version(s.model_name, CHAMPION) == second["version"]
+    assert main(["rollback"]) == 0
+    assert reg.alias_version(s.model_name, CHAMPION) == first["version"]
+    assert main(["promote", "--version", "99"]) == 1
+    capsys.readouterr()
+    assert main(["models", "history"]) == 0
+    out = capsys.readouterr().out
+    hist = reg.history(s.model_name)
+    assert hist["event"].tolist() == ["gate", "gate", "promote", "rollback"]
+    assert hist["champion_after"].tolist() == [first["version"], first["version"], second["version"], first["version"]]
+    assert hist["champion_until"].notna().tolist() == [True, True, True, False]  # the current one has no end
+    assert "A/B test winner" in out and "rollback" in out
+
+
+def test_failed_runs_never_touch_the_champion(trained, make_settings, ml_lake, tmp_path):
+    s, first, _ = trained
+    reg = Registry(s)
+    before = reg.alias_version(s.model_name, CHAMPION)
+    late = D0 + dt.timedelta(days=63)  # a snapshot whose 14-day horizon is still open
+    with pytest.raises(InputError, match="no labels yet"):
+        train.run(s, start=late, end=late)
+    with pytest.raises(InputError, match="empty training window"):
+        train.run(s, start=dt.date(2025, 1, 1), end=dt.date(2025, 2, 1))
+    with pytest.raises(InputError, match="at least two labelled snapshot dates"):
+        train.run(s, start=D0, end=D0)
+    assert reg.alias_version(s.model_name, CHAMPION) == before
+    # an unreachable tracking server fails fast, before any training
+    dead = make_settings(tmp_path, lake_uri=s.lake_uri, mlflow_uri="http://127.0.0.1:9", label_horizon_days=14)
+    with pytest.raises(RegistryUnavailable, match="127.0.0.1:9 is unreachable"):
+        train.run(dead)
+    assert Registry(s).alias_version(s.model_name, CHAMPION) == before
+
+
+def test_cli_refuses_a_reversed_window(ml_settings, monkeypatch, capsys):
+    use_settings(monkeypatch, ml_settings())
+    assert main(["train", "--start", "2026-03-01", "--end", "2026-02-01", "--no-register"]) == 1
+    assert "--end 2026-02-01 is before --start 2026-03-01" in capsys.readouterr().err
+    assert main(["train", "--spec", "x.yaml", "--start", "2026-03-01"]) == 1
