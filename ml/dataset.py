@@ -36,6 +36,7 @@ KEYS = ["customer_id", "snapshot_date"]
 LABEL_COLUMNS = {"churned", "cancel_date", "horizon_days", "labeled_on", "label", "churn", "target"}
 #: A feature that separates the classes this well on its own is a copy of the label, not a signal.
 LEAKAGE_AUC = 0.99
+LEAKAGE_SAMPLE = 200_000
 #: A spec's snapshot needs this many rows of each class to split into train / validation / test.
 MIN_PER_CLASS = 10
 
@@ -145,6 +146,8 @@ def check_leakage(frame: pd.DataFrame, features: list[FeatureSpec], label: str =
     named = [f.name for f in features if f.name.lower() in LABEL_COLUMNS | {label.lower()}]
     if named:
         raise InputError(f"feature(s) {', '.join(named)} are label columns: a model must never see its label")
+    if len(frame) > LEAKAGE_SAMPLE:  # a seeded sample measures a 0.99 AUC just as well, in a fraction of the time
+        frame = frame.sample(LEAKAGE_SAMPLE, random_state=0)
     y = frame[label].to_numpy()
     if len(np.unique(y)) < 2:
         return  # the single-class error is raised where it applies, with its own message
@@ -155,7 +158,7 @@ def check_leakage(frame: pd.DataFrame, features: list[FeatureSpec], label: str =
         col = frame[f.name]
         if f.kind == CATEGORICAL:
             key = col.astype("object").where(col.notna(), "<null>")
-            score = key.map(pd.Series(y).groupby(key.to_numpy()).mean())  # in-sample class rate per value
+            score = key.map(pd.Series(y, index=key.index).groupby(key).mean())  # in-sample class rate per value
             if key.nunique() > max(50, len(frame) // 20):  # id-like: in-sample rates are meaningless
                 continue
         else:

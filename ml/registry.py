@@ -18,7 +18,6 @@ a run in the experiment ``<model>-promotions`` (tags and a JSON artifact), which
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import os
 import tempfile
@@ -204,17 +203,15 @@ class Registry:
         return df
 
     def rollback(self, name: str, reason: str) -> dict:
+        """Give ``champion`` back to the version that held it before the current one did."""
         current = self.alias_version(name, CHAMPION)
         if current is None:
             raise InputError(f"model {name} has no champion: nothing to roll back")
-        hist = self.history(name)
-        made = hist[(hist["champion_after"] == current) & (hist["previous_champion"] != "")
-                    & (hist["previous_champion"] != current)]
-        if made.empty:
+        stack = champion_stack(self.history(name))
+        if len(stack) < 2 or stack[-1] != current:
             raise InputError(f"model {name}: version {current} has no recorded predecessor to roll back to "
                              "(use `churn promote --version V`)")
-        target = made["previous_champion"].iloc[-1]
-        return self.set_champion(name, target, "rollback", reason or f"rollback from version {current}")
+        return self.set_champion(name, stack[-2], "rollback", reason or f"rollback from version {current}")
 
     def promote(self, name: str, version: str, reason: str) -> dict:
         from mlflow.exceptions import MlflowException
@@ -224,6 +221,18 @@ class Registry:
         except MlflowException:
             raise InputError(f"model {name} has no version {version}") from None
         return self.set_champion(name, version, "promote", reason or "manual promotion")
+
+
+def champion_stack(history: pd.DataFrame) -> list[str]:
+    """The champions in the order they took over, as rollbacks undo them (a rollback pops one)."""
+    stack: list[str] = []
+    for _, row in history.iterrows():
+        if row["event"] == "rollback":
+            if stack:
+                stack.pop()
+        elif row["champion_after"] and (not stack or stack[-1] != row["champion_after"]):
+            stack.append(row["champion_after"])
+    return stack
 
 
 def _actor() -> str:

@@ -2,7 +2,6 @@
 model-lifecycle tests (training reads its gold tables; MLflow stores live in each test's home)."""
 
 import datetime as dt
-import shutil
 
 import pytest
 
@@ -12,7 +11,7 @@ from tests.conftest import generate_base
 D0 = dt.date(2026, 1, 1)
 DAYS = 70
 HORIZON = 14
-CUSTOMERS = 4000
+CUSTOMERS = 10000
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 operator promote / rollback / history, and failures that leave the champion alone."""
 
 import datetime as dt
-import json
 
 import pytest
 
@@ -104,6 +103,7 @@ def test_operator_promote_rollback_and_history(trained, capsys, monkeypatch):
     assert reg.alias_version(s.model_name, CHAMPION) == second["version"]
     assert main(["rollback"]) == 0
     assert reg.alias_version(s.model_name, CHAMPION) == first["version"]
+    assert main(["rollback"]) == 1  # the first champion has no predecessor: refused, nothing recorded
     assert main(["promote", "--version", "99"]) == 1
     capsys.readouterr()
     assert main(["models", "history"]) == 0
