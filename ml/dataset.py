@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from churn.errors import InputError
+from churn.lake import delta_table
 from churn.settings import Settings
 from ml.model import CATEGORICAL, FeatureSpec
 
@@ -76,19 +77,6 @@ class TrainingSet:
 
 
 # ---- reading the lakehouse -----------------------------------------------------------------
-def delta_table(settings: Settings, layer: str, name: str):
-    """A delta-rs handle on a lakehouse table (local folder or S3), or None when it does not exist."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    uri = settings.table_uri(layer, name)
-    rs_uri = "s3://" + uri.split("://", 1)[1] if uri.startswith("s3a://") else uri
-    try:
-        return DeltaTable(rs_uri, storage_options=settings.s3_storage_options() if settings.is_s3 else None)
-    except TableNotFoundError:
-        return None
-
-
 def lakehouse_features() -> list[FeatureSpec]:
     from churn.features import FEATURES
 

@@ -74,3 +74,38 @@ def generate_base(out_home: Path, customers: int, start: dt.date, days: int, see
     cfg = GeneratorConfig(customers=customers, start=start, days=days, seed=seed, out=str(out_home / "raw"),
                           oracle_dir=str(out_home / "oracle"), **kw)
     return generate(cfg)
+
+
+# A generated lakehouse with closed label horizons (10k customers, weekly snapshots over 10 weeks,
+# 14-day labels, the oracle), built once per session: training, scoring and publishing read it.
+ML_D0 = dt.date(2026, 1, 1)
+ML_DAYS = 70
+ML_HORIZON = 14
+ML_CUSTOMERS = 10000
+
+
+@pytest.fixture(scope="session")
+def ml_lake(spark, make_settings, tmp_path_factory):
+    """gold/customer_features weekly over 10 weeks, labels with a 14-day horizon, and the oracle."""
+    home = tmp_path_factory.mktemp("ml-lake")
+    generate_base(home, ML_CUSTOMERS, ML_D0, ML_DAYS, seed=5, horizon=ML_HORIZON)
+    settings = make_settings(home, label_horizon_days=ML_HORIZON)
+    from spark_jobs.pipeline import STEPS, run_steps
+
+    run_steps(spark, settings, ML_D0, ML_D0 + dt.timedelta(days=ML_DAYS - 1), list(STEPS), every=7)
+    return home
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A fresh database on the session's PostgreSQL for one test: its URL (superuser, trust auth)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

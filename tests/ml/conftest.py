@@ -1,27 +1,9 @@
-"""A small generated lakehouse with closed label horizons, built once per test session for the
-model-lifecycle tests (training reads its gold tables; MLflow stores live in each test's home)."""
-
-import datetime as dt
+"""Model-lifecycle tests read the session's generated lakehouse (``ml_lake``, tests/conftest.py);
+their MLflow stores live in each test's home."""
 
 import pytest
 
-from spark_jobs.pipeline import STEPS, run_steps
-from tests.conftest import generate_base
-
-D0 = dt.date(2026, 1, 1)
-DAYS = 70
-HORIZON = 14
-CUSTOMERS = 10000
-
-
-@pytest.fixture(scope="session")
-def ml_lake(spark, make_settings, tmp_path_factory):
-    """gold/customer_features weekly over 10 weeks, labels with a 14-day horizon, and the oracle."""
-    home = tmp_path_factory.mktemp("ml-lake")
-    generate_base(home, CUSTOMERS, D0, DAYS, seed=5, horizon=HORIZON)
-    settings = make_settings(home, label_horizon_days=HORIZON)
-    run_steps(spark, settings, D0, D0 + dt.timedelta(days=DAYS - 1), list(STEPS), every=7)
-    return home
+from tests.conftest import ML_HORIZON as HORIZON
 
 
 @pytest.fixture

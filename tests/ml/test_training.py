@@ -9,7 +9,7 @@ from churn.cli import main
 from churn.errors import InputError
 from ml import train
 from ml.registry import CHAMPION, CHALLENGER, Registry, RegistryUnavailable
-from tests.ml.conftest import D0
+from tests.conftest import ML_D0 as D0
 
 pytestmark = pytest.mark.slow
 

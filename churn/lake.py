@@ -1,0 +1,19 @@
+"""Reading lakehouse tables without a JVM (delta-rs): small tools, training, publishing."""
+
+from __future__ import annotations
+
+from churn.settings import Settings
+
+
+def delta_table(settings: Settings, layer: str, name: str, version: int | None = None):
+    """A delta-rs handle on a lakehouse table (local folder or S3), or None when it does not exist."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    uri = settings.table_uri(layer, name)
+    rs_uri = "s3://" + uri.split("://", 1)[1] if uri.startswith("s3a://") else uri
+    try:
+        return DeltaTable(rs_uri, version=version,
+                          storage_options=settings.s3_storage_options() if settings.is_s3 else None)
+    except TableNotFoundError:
+        return None
