@@ -194,6 +194,63 @@ def pd_isna(v) -> bool:
     return bool(pd.isna(v))
 
 
+def cmd_db(args) -> int:
+    from churn import db
+
+    applied = db.upgrade(_settings(args))
+    print("\n".join(f"applied {a}" for a in applied) or "database schema is up to date")
+    return 0
+
+
+def _one_date(args):
+    from spark_jobs.common import check_not_future, parse_date
+
+    d = parse_date(args.date, "--date")
+    check_not_future(d)
+    return d
+
+
+def cmd_score(args) -> int:
+    from churn.spark import get_spark
+    from spark_jobs import score
+
+    d = _one_date(args)
+    s = _settings(args)
+    print(json.dumps(score.run(get_spark(s, "churn-score"), s, d), default=str))
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from churn.publish import publish
+
+    d = _one_date(args)
+    print(json.dumps(publish(_settings(args), d), default=str))
+    return 0
+
+
+def cmd_nightly(args) -> int:
+    """Every step for D in order, in one process, without Airflow (scripts and debugging)."""
+    from churn import db
+    from churn.publish import publish
+    from churn.spark import get_spark
+    from spark_jobs import score
+    from spark_jobs.pipeline import STEPS, run_steps
+
+    d = _one_date(args)
+    s = _settings(args)
+    t0 = time.time()
+    db.upgrade(s)  # fail before any Spark work when PostgreSQL is unreachable
+    spark = get_spark(s, "churn-nightly")
+    run_steps(spark, s, d, d, list(STEPS))
+    log.info("[6/7] score %s", d)
+    scored = score.run(spark, s, d)
+    log.info("[7/7] publish %s", d)
+    published = publish(s, d)
+    print(json.dumps({"date": str(d), "scored": scored["rows"], "published": published["rows"],
+                      "model": scored["model"], "version": scored["version"], "seconds": round(time.time() - t0, 1)}))
+    return 0
+
+
 def cmd_jars(args) -> int:
     from churn import jars
 
@@ -296,6 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (pr, rb, mo):
         sp.add_argument("--model", help="registered model name (default: CHURN_MODEL_NAME)")
 
+    dbp = sub.add_parser("db", help="PostgreSQL schema of the published scores")
+    dbp.add_argument("action", choices=["upgrade"])
+    dbp.set_defaults(func=cmd_db)
+    sc = sub.add_parser("score", help="score every active customer of D with the champion -> gold/customer_scores")
+    sc.add_argument("--date", required=True)
+    sc.set_defaults(func=cmd_score)
+    pu = sub.add_parser("publish", help="publish D's scores to PostgreSQL (COPY + atomic swap)")
+    pu.add_argument("--date", required=True)
+    pu.set_defaults(func=cmd_publish)
+    ni = sub.add_parser("nightly", help="ingest -> ... -> labels -> score -> publish for D, without Airflow")
+    ni.add_argument("--date", required=True)
+    ni.set_defaults(func=cmd_nightly)
+
     pl = sub.add_parser("pipeline", help="the Kubeflow training pipeline: compile, run locally, submit")
     pl.add_argument("action", choices=["compile", "run-local", "submit"])
     pl.add_argument("--out", default="churn_training_pipeline.yaml", help="compile: where to write the YAML")
@@ -308,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--experiment", default="churn-training")
     pl.add_argument("--poll", type=float, default=10.0, help="submit: seconds between status checks")
     pl.set_defaults(func=cmd_pipeline)
-    for sp in (g, r, i, t, j, st, tr, pr, rb, mo, pl):
+    for sp in (g, r, i, t, j, st, tr, pr, rb, mo, pl, dbp, sc, pu, ni):
         sp.add_argument("--config", help="settings YAML (else CHURN_CONFIG and CHURN_* variables)")
     return p
 

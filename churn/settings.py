@@ -78,6 +78,8 @@ class Settings:
     gate_margin: float = 0.002
     gate_min_roc_auc: float = 0.70
     gate_max_calibration_error: float = 0.05
+    #: Risk band thresholds on the churn probability: below the first "low", from the second "high".
+    risk_bands: str = "0.10,0.30"
     #: Container image of the platform (Spark jobs, training components, predictor).
     platform_image: str = "ghcr.io/churn-platform/platform:0.1.0"
     #: Kubeflow Pipelines API endpoint the training hand-off submits to (e.g. http://ml-pipeline:8888).
@@ -117,6 +119,10 @@ class Settings:
         if self.s3_path_style:
             opts["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
         return opts
+
+    @property
+    def risk_band_list(self) -> list[float]:
+        return [float(x) for x in self.risk_bands.split(",")]
 
     @property
     def oracle_dir(self) -> str:
@@ -210,6 +216,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"gate_min_roc_auc must be between 0.5 and 1, got {s.gate_min_roc_auc}")
     if not 0 < s.gate_max_calibration_error <= 1:
         raise ConfigError(f"gate_max_calibration_error must be in (0, 1], got {s.gate_max_calibration_error}")
+    try:
+        bands = s.risk_band_list
+    except ValueError:
+        bands = []
+    if len(bands) != 2 or not 0 < bands[0] < bands[1] < 1:
+        raise ConfigError(f"risk_bands={s.risk_bands!r}: expected two increasing probabilities, e.g. 0.10,0.30")
     for name in ("lake_uri", "raw_uri"):
         uri = getattr(s, name)
         if "://" in uri and not uri.startswith(("s3a://", "s3://", "file://")):

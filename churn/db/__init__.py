@@ -1,0 +1,91 @@
+"""PostgreSQL for the published scores: connections and versioned migrations (``churn db upgrade``).
+
+Migrations are the ordered SQL files in ``churn/db/migrations`` (``NNNN_name.sql``). ``upgrade``
+applies, in order and each in its own transaction, the files not yet recorded in
+``churn.schema_migrations`` (version, name, checksum, applied_at); a session advisory lock makes
+concurrent upgrades wait for each other. An applied file whose content changed is an error, not a
+silent re-run: write a new migration instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from churn.errors import ConfigError, InputError
+from churn.settings import Settings
+
+log = logging.getLogger("churn.db")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_LOCK_KEY = 0x636875726E  # "churn"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    out = []
+    for path in sorted(folder.glob("*.sql")):
+        m = re.fullmatch(r"(\d{4})_([a-z0-9_]+)\.sql", path.name)
+        if not m:
+            raise ConfigError(f"migration file {path} must be named NNNN_name.sql")
+        out.append(Migration(int(m.group(1)), m.group(2), path))
+    versions = [m.version for m in out]
+    if len(set(versions)) != len(versions):
+        raise ConfigError(f"two migrations in {folder} share a version number")
+    return out
+
+
+def connect(settings: Settings, autocommit: bool = False):
+    import psycopg
+
+    if not settings.pg_url:
+        raise ConfigError("CHURN_PG_URL is not set: point it at the PostgreSQL that holds the published scores "
+                          "(`make demo` starts a local one and prints its URL)")
+    try:
+        return psycopg.connect(settings.pg_url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise InputError(f"cannot connect to PostgreSQL at {settings.as_dict()['pg_url']}: {str(exc).strip()}") from None
+
+
+def upgrade(settings: Settings, folder: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the pending migrations; returns the names applied (empty when up to date)."""
+    applied_now = []
+    with connect(settings, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS churn")
+            conn.execute("""CREATE TABLE IF NOT EXISTS churn.schema_migrations (
+                version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""")
+            done = {v: (n, c) for v, n, c in conn.execute("SELECT version, name, checksum FROM churn.schema_migrations")}
+            for m in migrations(folder):
+                if m.version in done:
+                    if done[m.version][1] != m.checksum:
+                        raise ConfigError(f"migration {m.path.name} changed after it was applied "
+                                          "(checksums differ): add a new migration instead of editing it")
+                    continue
+                with conn.transaction():
+                    conn.execute(m.sql)
+                    conn.execute("INSERT INTO churn.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                                 (m.version, m.name, m.checksum))
+                log.info("applied migration %s", m.path.name)
+                applied_now.append(m.path.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now

@@ -1,0 +1,192 @@
+"""score: the champion's churn risk for every active customer on D -> ``gold/customer_scores``.
+
+The champion (MLflow alias) is loaded once on the driver and shipped to the executors as one
+broadcast (booster bytes + preprocessing); each Python worker deserialises it once and keeps it
+for every batch it scores (``mapInPandas`` over Arrow). Nothing is collected to the driver.
+
+Each row: customer id, score date, churn probability, risk decile (1 = the riskiest 10 % of the
+day, from approximate quantiles of the day's scores), risk band (``CHURN_RISK_BANDS`` thresholds),
+the top 3 reasons (the features pushing the risk up most for that customer: name, description,
+value and SHAP contribution from XGBoost's ``pred_contribs``), and the model's name, version and
+run id. Partitioned by ``score_date``; a rerun of D replaces D (``replaceWhere``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Iterator
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from churn.errors import InputError
+from churn.settings import Settings
+from spark_jobs.common import read_delta, replace_where, step_main
+
+log = logging.getLogger("spark_jobs.score")
+TABLE = ("gold", "customer_scores")
+REASONS = 3
+SCORE_SCHEMA = (
+    "customer_id string, score_date date, churn_probability double, "
+    "reasons array<struct<feature:string,description:string,value:string,contribution:double>>"
+)
+_CACHE: dict[str, object] = {}  # per Python worker: model version -> ChurnModel
+
+
+class NoChampion(InputError):
+    """There is no champion model to score with."""
+
+
+def _model_from_payload(payload: dict):
+    """The ChurnModel of a broadcast payload, built once per worker process."""
+    key = payload["version_key"]
+    model = _CACHE.get(key)
+    if model is None:
+        import xgboost as xgb
+
+        from ml.model import ChurnModel, Preprocessor
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(payload["booster"]))
+        booster.set_param({"nthread": 1})  # one worker per core already
+        model = ChurnModel(booster, Preprocessor.from_dict(payload["prep"]), payload["info"])
+        _CACHE.clear()
+        _CACHE[key] = model
+    return model
+
+
+def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: dict[str, str]) -> pd.DataFrame:
+    """Probabilities and top reasons for a batch of feature rows (pure pandas: also the online path)."""
+    import numpy as np
+
+    if frame.empty:
+        return pd.DataFrame({"customer_id": [], "score_date": [], "churn_probability": [], "reasons": []})
+    contrib = model.contributions(frame)
+    feats = model.feature_names
+    values = contrib[feats].to_numpy()
+    margin = values.sum(axis=1) + contrib["bias"].to_numpy()
+    prob = 1.0 / (1.0 + np.exp(-margin))
+    top = np.argsort(-values, axis=1, kind="stable")[:, :REASONS]
+    raw = frame[feats]
+    reasons = []
+    for i in range(len(frame)):
+        row = []
+        for j in top[i]:
+            c = float(values[i, j])
+            if c <= 0:
+                break  # only features that push the risk up are reasons
+            name = feats[j]
+            v = raw.iat[i, j]
+            row.append({"feature": name, "description": descriptions.get(name, name),
+                        "value": None if pd.isna(v) else _fmt(v), "contribution": round(c, 6)})
+        reasons.append(row)
+    return pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "score_date": score_date,
+                         "churn_probability": prob, "reasons": reasons})
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def champion_payload(settings: Settings) -> dict:
+    """Load the champion on the driver; the dict (bytes + preprocessing + lineage) is what executors get."""
+    from ml.registry import CHAMPION, Registry
+
+    reg = Registry(settings)
+    name = settings.model_name
+    version = reg.alias_version(name, CHAMPION)
+    if version is None:
+        raise NoChampion(f"model {name} has no champion in MLflow ({settings.mlflow_tracking_uri}): "
+                         "train one (`churn train`) or promote a version (`churn promote --version V`)")
+    mv = reg.client.get_model_version(name, version)
+    model = reg.load(name, version)
+    return {"name": name, "version": version, "run_id": mv.run_id or "", "version_key": f"{name}/{version}/{mv.run_id}",
+            "booster": bytes(model.booster.save_raw("ubj")), "prep": model.prep.to_dict(), "info": model.info,
+            "features": model.feature_names}
+
+
+def check_signature(features: DataFrame, payload: dict, uri: str) -> None:
+    from ml.model import CATEGORICAL
+
+    have = dict(features.dtypes)
+    missing = [f for f in payload["features"] if f not in have]
+    if missing:
+        raise InputError(f"model {payload['name']} version {payload['version']} expects feature column(s) "
+                         f"{', '.join(missing)} that {uri} does not have: its signature does not match the table")
+    kinds = {f["name"]: f["kind"] for f in payload["prep"]["features"]}
+    wrong = [f"{n} ({have[n]}, model expects {'text' if k == CATEGORICAL else 'a number'})" for n, k in kinds.items()
+             if (k == CATEGORICAL) != (have[n] == "string")]
+    if wrong:
+        raise InputError(f"model {payload['name']} version {payload['version']}: column type(s) differ from its "
+                         f"signature in {uri}: {', '.join(wrong)}")
+
+
+def deciles(scored: DataFrame, rel_error: float = 1e-4) -> DataFrame:
+    """Risk decile from approximate quantiles of the day's probabilities (no global sort, no collect)."""
+    qs = scored.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], rel_error)
+    # decile 1 = the riskiest: above the 90th percentile
+    expr = F.lit(10)
+    for i, q in enumerate(qs, start=1):  # q = i-th decile boundary (10 %, 20 %, ...)
+        expr = F.when(F.col("churn_probability") > F.lit(q), F.lit(10 - i)).otherwise(expr)
+    return scored.withColumn("risk_decile", expr.cast("int"))
+
+
+def risk_band(thresholds: list[float]) -> F.Column:
+    low, high = thresholds
+    p = F.col("churn_probability")
+    return F.when(p >= high, "high").when(p >= low, "medium").otherwise("low")
+
+
+def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
+    uri_features = settings.table_uri("gold", "customer_features")
+    features = read_delta(spark, uri_features, "gold/customer_features", "run the features step first")
+    day = features.where(F.col("snapshot_date") == F.lit(d))
+    if day.limit(1).count() == 0:
+        raise InputError(f"gold/customer_features has no rows for {d}: build them first (`churn run --date {d}`)")
+    payload = champion_payload(settings)
+    check_signature(features, payload, uri_features)
+    from churn.features import FEATURES
+
+    descriptions = {f.name: f.description for f in FEATURES}
+    bc = spark.sparkContext.broadcast(payload)
+    cols = ["customer_id", *payload["features"]]
+
+    def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = _model_from_payload(bc.value)
+        for batch in batches:
+            yield score_frame(model, batch, d, descriptions)
+
+    scored = day.select(*cols).mapInPandas(score_batches, SCORE_SCHEMA).persist()
+    try:
+        n = scored.count()
+        out = (deciles(scored)
+               .withColumn("risk_band", risk_band(settings.risk_band_list))
+               .withColumn("model_name", F.lit(payload["name"]))
+               .withColumn("model_version", F.lit(payload["version"]))
+               .withColumn("model_run_id", F.lit(payload["run_id"]))
+               .withColumn("scored_at", F.current_timestamp())
+               .select("customer_id", "score_date", "churn_probability", "risk_decile", "risk_band", "reasons",
+                       "model_name", "model_version", "model_run_id", "scored_at"))
+        replace_where(out, settings.table_uri(*TABLE), f"score_date = DATE'{d}'", ["score_date"])
+    finally:
+        scored.unpersist()
+        bc.unpersist()
+    log.info("gold/customer_scores %s: %d customers scored with %s version %s", d, n, payload["name"], payload["version"])
+    return {"date": str(d), "rows": n, "model": payload["name"], "version": payload["version"], "run_id": payload["run_id"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    def one_date(spark, s, start, end, _):
+        if start != end:
+            raise InputError("score takes one --date (a backfill runs it per date)")
+        return run(spark, s, end)
+
+    return step_main("score", __doc__.split("\n")[0], one_date, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Publishing scores to PostgreSQL: migrations, COPY + atomic swap, reruns, reconciliation, a killed
+publish, and the CRM role's limits. Real PostgreSQL on loopback; the Delta scores are written with
+delta-rs in the shape the score job writes."""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from churn import db
+from churn.errors import ConfigError
+from churn.publish import ReconciliationFailed, publish
+
+D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+REASON = pa.struct([("feature", pa.string()), ("description", pa.string()), ("value", pa.string()),
+                    ("contribution", pa.float64())])
+SCHEMA = pa.schema([("customer_id", pa.string()), ("score_date", pa.date32()), ("churn_probability", pa.float64()),
+                    ("risk_decile", pa.int32()), ("risk_band", pa.string()), ("reasons", pa.list_(REASON)),
+                    ("model_name", pa.string()), ("model_version", pa.string()), ("model_run_id", pa.string()),
+                    ("scored_at", pa.timestamp("us", tz="UTC"))])
+
+
+def scores(d, customers, version="1", dup=False):
+    ids = [f"C{i:05d}" for i in customers] + (["C00000"] if dup else [])
+    n = len(ids)
+    p = [((i * 37) % 100) / 100 for i in range(n)]
+    return pd.DataFrame({
+        "customer_id": ids, "score_date": d, "churn_probability": p,
+        "risk_decile": [10 - min(9, int(x * 10)) for x in p], "risk_band": ["high" if x >= .3 else "low" for x in p],
+        "reasons": [[{"feature": "contract", "description": "Contract type on D", "value": "Month-to-month",
+                      "contribution": 0.5}]] * n,
+        "model_name": "churn", "model_version": version, "model_run_id": f"run{version}",
+        "scored_at": pd.Timestamp("2026-03-01", tz="UTC")})
+
+
+@pytest.fixture
+def settings(make_settings, tmp_path, pg_url):
+    return make_settings(tmp_path, pg_url=pg_url)
+
+
+def write(settings, frame, d):
+    write_deltalake(settings.table_uri("gold", "customer_scores"), pa.Table.from_pandas(frame, schema=SCHEMA,
+                    preserve_index=False), partition_by=["score_date"], mode="overwrite", predicate=f"score_date = '{d}'")
+
+
+def query(settings, sql, *args):
+    with psycopg.connect(settings.pg_url) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
+    assert db.upgrade(settings) == ["0001_scores.sql"]
+    assert db.upgrade(settings) == []
+    comments = query(settings, "SELECT obj_description('churn.customer_scores'::regclass)")
+    assert "one row per customer per score date" in comments[0][0]
+    edited = tmp_path / "migrations"
+    edited.mkdir()
+    (edited / "0001_scores.sql").write_text(db.migrations()[0].sql + "\n-- edited\n")
+    with pytest.raises(ConfigError, match="changed after it was applied"):
+        db.upgrade(settings, edited)
+
+
+def test_publish_reruns_and_latest(settings):
+    db.upgrade(settings)
+    write(settings, scores(D1, range(100)), D1)
+    write(settings, scores(D2, range(10, 100), version="2"), D2)  # 10 customers left before D2
+    first = publish(settings, D1)
+    assert first["rows"] == 100
+    publish(settings, D2)
+    again = publish(settings, D1)  # a rerun of an older date
+    assert again["rows"] == 100
+    per_day = dict(query(settings, "SELECT score_date, count(*) FROM churn.customer_scores GROUP BY 1"))
+    assert per_day == {D1: 100, D2: 90}
+    assert query(settings, "SELECT count(*) FROM (SELECT customer_id, score_date FROM churn.customer_scores "
+                           "GROUP BY 1, 2 HAVING count(*) > 1) x") == [(0,)]
+    latest = dict(query(settings, "SELECT score_date, count(*) FROM churn.customer_scores_latest GROUP BY 1"))
+    assert latest == {D2: 90, D1: 10}  # the D1 rerun did not roll anyone back
+    runs = query(settings, "SELECT score_date, status, rows_expected, rows_published, model_version "
+                           "FROM churn.scoring_runs ORDER BY started_at")
+    assert runs == [(D1, "succeeded", 100, 100, "1"), (D2, "succeeded", 90, 90, "2"), (D1, "succeeded", 100, 100, "1")]
+    reasons = query(settings, "SELECT reasons FROM churn.customer_scores LIMIT 1")[0][0]
+    assert reasons[0]["feature"] == "contract"
+
+
+def test_a_count_mismatch_aborts_and_publishes_nothing(settings):
+    db.upgrade(settings)
+    write(settings, scores(D1, range(50)), D1)
+    publish(settings, D1)
+    write(settings, scores(D1, range(60), dup=True), D1)  # a duplicated customer in the day's scores
+    with pytest.raises(ReconciliationFailed, match="61 rows \\(60 customers\\)"):
+        publish(settings, D1)
+    assert query(settings, "SELECT count(*) FROM churn.customer_scores WHERE score_date = %s", D1) == [(50,)]
+    assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == [("succeeded",), ("failed",)]
+    assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
+
+
+def test_a_killed_publish_leaves_the_published_day_intact(settings):
+    db.upgrade(settings)
+    write(settings, scores(D3, range(40)), D3)
+    publish(settings, D3)
+    before = query(settings, "SELECT customer_id, churn_probability FROM churn.customer_scores ORDER BY 1")
+    write(settings, scores(D3, range(200), version="9"), D3)
+    env = {**os.environ, **{f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items()
+                            if k != "extra" and v not in ("", None)}}
+    code = ("import datetime as dt; from churn.settings import load_settings; from churn.publish import publish; "
+            f"publish(load_settings(), dt.date({D3.year}, {D3.month}, {D3.day}), pause_after_load=60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:  # wait until the load is in staging
+            staged = query(settings, "SELECT tablename FROM pg_tables WHERE schemaname = 'churn_staging'")
+            if staged and query(settings, f"SELECT count(*) FROM churn_staging.{staged[0][0]}") == [(200,)]:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the publish never staged its rows")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert query(settings, "SELECT customer_id, churn_probability FROM churn.customer_scores ORDER BY 1") == before
+    assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == [("succeeded",), ("running",)]
+    # the next publish cleans up after the killed one and succeeds
+    assert publish(settings, D3)["rows"] == 200
+    assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == \
+        [("succeeded",), ("failed",), ("succeeded",)]
+    assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
+
+
+def test_crm_role_reads_published_tables_and_nothing_else(settings):
+    db.upgrade(settings)
+    write(settings, scores(D1, range(5)), D1)
+    publish(settings, D1)
+    with psycopg.connect(settings.pg_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE crm_alice LOGIN IN ROLE churn_crm_reader")
+        conn.execute("CREATE TABLE churn_staging.scratch (x int)")
+    crm = settings.pg_url.replace("postgresql://postgres@", "postgresql://crm_alice@")
+    with psycopg.connect(crm, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM churn.customer_scores").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM churn.customer_scores_latest").fetchone() == (5,)
+        for sql in ("INSERT INTO churn.customer_scores_latest (customer_id) VALUES ('x')",
+                    "DELETE FROM churn.customer_scores", "UPDATE churn.scoring_runs SET status = 'failed'",
+                    "SELECT * FROM churn_staging.scratch", "CREATE TABLE churn.mine (x int)",
+                    "SELECT * FROM churn.schema_migrations"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
+    with psycopg.connect(settings.pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE crm_alice")
+
+
+def test_unreachable_or_unset_database_is_a_clear_error(make_settings, tmp_path):
+    with pytest.raises(ConfigError, match="CHURN_PG_URL is not set"):
+        db.upgrade(make_settings(tmp_path))
+    from churn.errors import InputError
+
+    with pytest.raises(InputError, match="cannot connect to PostgreSQL at postgresql://nobody:\\*\\*\\*@127.0.0.1:9"):
+        db.upgrade(make_settings(tmp_path, pg_url="postgresql://nobody:secret@127.0.0.1:9/x"))
