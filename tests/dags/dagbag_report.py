@@ -1,0 +1,15 @@
+"""Run with the Airflow environment's Python: parse the DAG folder and print what the tests check, as JSON."""
+
+import json, sys
+from airflow.models.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+for dag_id, dag in bag.dags.items():
+    out["dags"][dag_id] = {
+        "schedule": str(dag.schedule), "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+        "tasks": {t.task_id: {"retries": t.retries, "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                              "owner": t.owner, "upstream": sorted(t.upstream_task_ids), "doc": bool(t.doc_md),
+                              "command": getattr(t, "bash_command", None),
+                              "outlets": [getattr(o, "uri", str(o)) for o in t.outlets]} for t in dag.tasks},
+    }
+print(json.dumps(out))

@@ -1,0 +1,72 @@
+"""DAG integrity: every DAG imports, has no cycles, and every task has retries, a timeout and an
+owner; DAG files never import platform code. Parsed by the Airflow environment (.venv/airflow),
+as the scheduler would."""
+
+import ast
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+DAGS = ROOT / "dags"
+AIRFLOW_PY = ROOT / ".venv" / "airflow" / "bin" / "python"
+NIGHTLY = ["db_upgrade", "ingest", "validate", "silver", "features", "labels", "score", "publish"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "CHURN_LAKE_URI": "s3a://lake/churn",
+           "CHURN_PG_URL": "postgresql://publisher:secret@db.internal:5433/crm"}
+    proc = subprocess.run([str(AIRFLOW_PY), str(Path(__file__).with_name("dagbag_report.py")), str(DAGS)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_dag_imports_without_errors(report):
+    assert report["errors"] == {}
+    assert set(report["dags"]) == {"churn_nightly", "churn_training"}
+
+
+def test_every_task_has_retries_a_timeout_an_owner_and_docs(report):
+    for dag_id, dag in report["dags"].items():
+        assert dag["catchup"] is False and dag["max_active_runs"] == 1, dag_id
+        for task_id, t in dag["tasks"].items():
+            assert t["retries"] >= 1, (dag_id, task_id)
+            assert t["timeout"] and t["timeout"] <= 4 * 3600, (dag_id, task_id)
+            assert t["owner"] == "churn-platform", (dag_id, task_id)
+            assert t["doc"], (dag_id, task_id)
+
+
+def test_nightly_runs_every_step_in_order_keyed_on_the_logical_date(report):
+    tasks = report["dags"]["churn_nightly"]["tasks"]
+    assert list(tasks) == NIGHTLY
+    for before, after in zip(NIGHTLY, NIGHTLY[1:]):
+        assert tasks[after]["upstream"] == [before]  # a chain: no cycle, nothing skipped
+    for name in NIGHTLY[1:]:
+        assert tasks[name]["command"].endswith("--date {{ ds }}"), name
+    assert tasks["features"]["outlets"] == ["s3a://lake/churn/gold/customer_features"]
+    assert tasks["publish"]["outlets"] == ["postgres://db.internal:5433/crm/churn/customer_scores"]  # no credentials
+    assert "-m spark_jobs.score --date" in tasks["score"]["command"]
+
+
+def test_training_hands_off_to_the_pipeline_then_reports(report):
+    tasks = report["dags"]["churn_training"]["tasks"]
+    assert "pipeline run-local --start {{ macros.ds_add(ds, -180) }} --end {{ ds }}" in tasks["train_pipeline"]["command"]
+    assert tasks["report_decision"]["upstream"] == ["train_pipeline"]
+
+
+def test_dag_files_never_import_platform_code():
+    for path in DAGS.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] not in {"churn", "spark_jobs", "ml"}, f"{path} imports {name}"
