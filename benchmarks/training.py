@@ -1,6 +1,6 @@
 """Training benchmark: `churn train`'s path on 100k and 1M customer-snapshots.
 
-    .venv/platform/bin/python benchmarks/training.py                 # both sizes (about 6 min)
+    .venv/platform/bin/python benchmarks/training.py                 # both sizes (about 5 min)
     .venv/platform/bin/python benchmarks/training.py --sizes 50000
 
 Each size runs in a fresh process. The gold tables (``gold/customer_features`` with every column
