@@ -83,3 +83,20 @@ def test_telco_spec_maps_into_a_training_set(make_settings, tmp_path):
     assert {f.name for f in ts.features} >= {"contract", "tenure_months", "total_charges"}
     assert ts.lineage[0]["table"] == str(TELCO) and ts.lineage[0]["version"].startswith("sha256:")
     assert ts.frame["churned"].sum() == 1869
+
+
+def test_gold_tables_missing_or_lacking_feature_columns_are_named(make_settings, tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from ml.dataset import from_lakehouse
+
+    s = make_settings(tmp_path)
+    with pytest.raises(InputError, match="gold/customer_features does not exist"):
+        from_lakehouse(s)
+    old = pd.DataFrame({"customer_id": ["a"], "snapshot_date": [D], "contract": ["Two year"]})
+    write_deltalake(s.table_uri("gold", "customer_features"), pa.Table.from_pandas(old, preserve_index=False))
+    write_deltalake(s.table_uri("gold", "labels"), pa.Table.from_pandas(
+        pd.DataFrame({"customer_id": ["a"], "snapshot_date": [D], "churned": [0]}), preserve_index=False))
+    with pytest.raises(InputError, match=r"lacks feature column\(s\) gender, senior_citizen.*rebuild it"):
+        from_lakehouse(s)
