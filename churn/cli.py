@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from churn import logs
-from churn.errors import ChurnError, InputError
+from churn.errors import ChurnError, ConfigError, InputError
 
 log = logging.getLogger("churn")
 
@@ -197,8 +198,22 @@ def pd_isna(v) -> bool:
 def cmd_db(args) -> int:
     from churn import db
 
-    applied = db.upgrade(_settings(args))
-    print("\n".join(f"applied {a}" for a in applied) or "database schema is up to date")
+    settings = _settings(args)
+    if args.action == "upgrade":
+        applied = db.upgrade(settings)
+        print("\n".join(f"applied {a}" for a in applied) or "database schema is up to date")
+    elif settings.pg_url:
+        raise ConfigError(f"CHURN_PG_URL is set: `churn db {args.action}` manages only the local server under CHURN_HOME")
+    elif args.action == "start":
+        url = db.start_local(settings)
+        print(json.dumps({"url": url, "stop": f"churn db stop   (or: {db.local_server(settings).stop_command()})"}))
+    elif args.action == "stop":
+        db.local_server(settings).stop()
+        print("local PostgreSQL stopped")
+    else:
+        running = db.local_server(settings).is_running()
+        print(json.dumps({"running": running, "url": db.local_url(settings)}))
+        return 0 if running else 3
     return 0
 
 
@@ -256,6 +271,15 @@ def cmd_jars(args) -> int:
 
     paths = jars.fetch(_settings(args), force=args.force)
     print("\n".join(paths))
+    return 0
+
+
+def cmd_spark_gateway(args) -> int:
+    from churn.spark import serve_gateway
+
+    settings = _settings(args)
+    path = Path(args.file or settings.spark_gateway or Path(settings.home) / "spark-gateway.json")
+    serve_gateway(settings, path.resolve())
     return 0
 
 
@@ -327,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--force", action="store_true")
     j.set_defaults(func=cmd_jars)
 
+    sg = sub.add_parser("spark-gateway", help="keep one warm Spark JVM that local-profile steps attach to "
+                        "(CHURN_SPARK_GATEWAY=<file>); runs until stopped")
+    sg.add_argument("--file", help="where to write how to attach (default: CHURN_SPARK_GATEWAY or <home>/spark-gateway.json)")
+    sg.set_defaults(func=cmd_spark_gateway)
+
     st = sub.add_parser("settings", help="print the effective settings (secrets redacted)")
     st.set_defaults(func=cmd_settings)
 
@@ -353,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (pr, rb, mo):
         sp.add_argument("--model", help="registered model name (default: CHURN_MODEL_NAME)")
 
-    dbp = sub.add_parser("db", help="PostgreSQL schema of the published scores")
-    dbp.add_argument("action", choices=["upgrade"])
+    dbp = sub.add_parser("db", help="PostgreSQL of the published scores: apply migrations; start/stop/status "
+                         "of the local server under CHURN_HOME (used when CHURN_PG_URL is unset)")
+    dbp.add_argument("action", choices=["upgrade", "start", "stop", "status"])
     dbp.set_defaults(func=cmd_db)
     sc = sub.add_parser("score", help="score every active customer of D with the champion -> gold/customer_scores")
     sc.add_argument("--date", required=True)

@@ -55,10 +55,14 @@ class Settings:
     pg_url: str = ""
     #: MLflow tracking URI. Empty: SQLite + local artifacts under home.
     mlflow_uri: str = ""
-    #: Spark master: local[*] in the embedded profile, k8s://... when submitting to a cluster.
+    #: Spark master: local[*] in the embedded profile. A job started by spark-submit (the
+    #: spark-operator in the kubernetes profile) keeps the master its launcher chose.
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = 8
+    #: Local profile only: the file of a warm Spark JVM started by ``churn spark-gateway``. Steps
+    #: attach to it (one at a time) instead of starting their own JVM; empty: every step starts its own.
+    spark_gateway: str = ""
     #: Resolved JVM jars (Delta, hadoop-aws + AWS SDK, PostgreSQL JDBC); see spark_jobs/jars/pom.xml.
     jars_dir: str = ""
     #: Churn label horizon: a snapshot's label is "cancelled within this many days after it".

@@ -51,16 +51,66 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     return out
 
 
+# -- the embedded profile's own server (`churn db start`), used when CHURN_PG_URL is unset ----------
+
+def local_server(settings: Settings):
+    """The PostgreSQL kept under ``<home>/postgres`` for the embedded profile (not started here)."""
+    from churn.services import Postgres, free_port
+
+    folder = Path(settings.home).resolve() / "postgres"
+    port_file = folder / "port"
+    if port_file.exists():
+        port = int(port_file.read_text())
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        port = 5432 if _port_free(5432) else free_port()
+        port_file.write_text(str(port))
+    return Postgres(folder / "data", port)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def local_url(settings: Settings) -> str:
+    server = local_server(settings)
+    return server.url.rsplit("/", 1)[0] + "/churn"
+
+
+def start_local(settings: Settings) -> str:
+    """Start (or find running) the embedded PostgreSQL with a ``churn`` database; its URL."""
+    import psycopg
+
+    server = local_server(settings).start()
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'churn'").fetchone():
+            conn.execute("CREATE DATABASE churn")
+    return local_url(settings)
+
+
+def effective_url(settings: Settings) -> str:
+    """``CHURN_PG_URL``, else the embedded server's when `churn db start` has set one up under home."""
+    if settings.pg_url:
+        return settings.pg_url
+    if (Path(settings.home) / "postgres" / "data" / "PG_VERSION").exists():
+        return local_url(settings)
+    raise ConfigError("CHURN_PG_URL is not set and no local PostgreSQL runs under CHURN_HOME: point CHURN_PG_URL at "
+                      "the PostgreSQL that holds the published scores, or start one with `churn db start`")
+
+
 def connect(settings: Settings, autocommit: bool = False):
     import psycopg
 
-    if not settings.pg_url:
-        raise ConfigError("CHURN_PG_URL is not set: point it at the PostgreSQL that holds the published scores "
-                          "(`make demo` starts a local one and prints its URL)")
+    url = effective_url(settings)
     try:
-        return psycopg.connect(settings.pg_url, autocommit=autocommit, connect_timeout=10)
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise InputError(f"cannot connect to PostgreSQL at {settings.as_dict()['pg_url']}: {str(exc).strip()}") from None
+        shown = url if "@" not in url or ":" not in url.split("@")[0].split("//")[-1] else \
+            url.split("//")[0] + "//" + url.split("//")[1].split(":")[0] + ":***@" + url.rsplit("@", 1)[1]
+        raise InputError(f"cannot connect to PostgreSQL at {shown}: {str(exc).strip()}") from None
 
 
 def upgrade(settings: Settings, folder: Path = MIGRATIONS_DIR) -> list[str]:
