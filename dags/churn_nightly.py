@@ -14,6 +14,7 @@ import sys
 
 import pendulum
 from airflow.sdk import DAG, Asset, chain
+from airflow.timetables.interval import CronDataIntervalTimetable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # Airflow 3 does not put the dags folder on sys.path
 from churn_dags import DEFAULT_ARGS, published_scores_uri, step  # noqa: E402
 
@@ -25,7 +26,9 @@ DATE = "--date {{ ds }}"
 with DAG(
     dag_id="churn_nightly",
     description="Nightly lakehouse build, scoring with the champion and publishing to PostgreSQL",
-    schedule="0 2 * * *",  # 02:00 UTC, after the nightly exports land
+    # The run for day D covers D's data interval and starts at 02:00 UTC on D+1, once D's exports
+    # have landed; {{ ds }} is D. (A bare cron string would make D's run start on D itself.)
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,  # backfills are explicit: `airflow backfill create`
     max_active_runs=1,

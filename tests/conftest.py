@@ -96,6 +96,18 @@ def ml_lake(spark, make_settings, tmp_path_factory):
     return home
 
 
+@pytest.fixture(scope="session")
+def champion(ml_lake, make_settings, tmp_path_factory):
+    """A home whose MLflow store has a champion trained on the shared lake (scores go to that lake)."""
+    from ml import train
+
+    home = tmp_path_factory.mktemp("champion")
+    s = make_settings(home, lake_uri=str(ml_lake / "lake"), label_horizon_days=ML_HORIZON)
+    result = train.run(s)
+    assert result["decision"] == "promoted"
+    return s, result
+
+
 @pytest.fixture
 def pg_url(postgres):
     """A fresh database on the session's PostgreSQL for one test: its URL (superuser, trust auth)."""

@@ -15,18 +15,6 @@ D = ML_D0 + dt.timedelta(days=63)  # a weekly snapshot whose label horizon is st
 
 
 @pytest.fixture(scope="module")
-def champion(ml_lake, make_settings, tmp_path_factory):
-    """A home whose MLflow store has a champion trained on the shared lake; scores go to that lake."""
-    from ml import train
-
-    home = tmp_path_factory.mktemp("scoring")
-    s = make_settings(home, lake_uri=str(ml_lake / "lake"), label_horizon_days=ML_HORIZON)
-    result = train.run(s)
-    assert result["decision"] == "promoted"
-    return s, result
-
-
-@pytest.fixture(scope="module")
 def scored(spark, champion):
     s, result = champion
     out = score.run(spark, s, D)
