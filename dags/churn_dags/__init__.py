@@ -6,6 +6,9 @@ DAG files only orchestrate. A step is a platform *command* (``python -m spark_jo
 * ``local`` profile (the embedded mode, ``CHURN_AIRFLOW_PROFILE=local``, the default): the command
   runs as a local process with the platform environment's Python (``CHURN_PLATFORM_PYTHON``),
   Spark in ``local[*]``, settings from the ``CHURN_*`` environment.
+* ``kubernetes`` profile (``CHURN_AIRFLOW_PROFILE=kubernetes``, with the KubernetesExecutor): a
+  Spark step (``spark_jobs.*``) runs as a SparkApplication, any other step as a pod of the
+  platform image; see ``churn_dags/kubernetes.py``.
 
 Nothing here imports the platform's code (``churn``, ``spark_jobs``, ``ml``): Airflow and the
 platform live in separate Python environments.
@@ -19,7 +22,7 @@ import shlex
 
 OWNER = "churn-platform"
 PROFILE = os.environ.get("CHURN_AIRFLOW_PROFILE", "local")
-PROFILES = ("local",)
+PROFILES = ("local", "kubernetes")
 if PROFILE not in PROFILES:
     raise ValueError(f"CHURN_AIRFLOW_PROFILE={PROFILE!r}: expected one of {', '.join(PROFILES)}")
 
@@ -55,6 +58,12 @@ def published_scores_uri() -> str:
 
 def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None):
     """One platform step as a task of the active profile."""
+    if PROFILE == "kubernetes":
+        from churn_dags import kubernetes
+
+        make = kubernetes.spark_step if module.startswith("spark_jobs.") else kubernetes.pod_step
+        return make(task_id, module, kubernetes.split_args(*args), doc=doc,
+                    timeout=timeout or DEFAULT_ARGS["execution_timeout"], outlets=outlets or [])
     from airflow.providers.standard.operators.bash import BashOperator
 
     return BashOperator(

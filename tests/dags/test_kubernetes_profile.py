@@ -1,0 +1,136 @@
+"""The kubernetes profile: manifests rendered and schema-checked, and the Spark step's failure
+handling run against a stand-in Kubernetes API on loopback (tests/dags/k8s_standin.py).
+
+No cluster runs here. The real operators run in the Airflow environment with `dag.test()`; the
+stand-in plays the API server and the spark-operator, including the misbehaviour of
+apache/airflow#41212 (an application whose driver pod was deleted reports COMPLETED).
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from kubernetes import client as k8s
+
+from tests.conftest import ROOT
+from tests.dags.k8s_standin import StandIn
+
+DAGS = ROOT / "dags"
+HERE = Path(__file__).parent
+AIRFLOW = ROOT / ".venv" / "airflow" / "bin"
+SCHEMA = json.loads((HERE / "schemas" / "sparkapplication-v1beta2.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-k8s")
+    standin = StandIn().start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW"))}
+    env.update({
+        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "CHURN_AIRFLOW_PROFILE": "kubernetes", "CHURN_PLATFORM_IMAGE": "registry.example/churn/platform:1.2.3",
+        "CHURN_K8S_NAMESPACE": "churn", "CHURN_LAKE_URI": "s3a://lake/churn",
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes", "extra": {
+            "kube_config_path": standin.kubeconfig(home / "kubeconfig"), "namespace": "churn"}}),
+    })
+    subprocess.run([str(AIRFLOW / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    yield standin, env
+    standin.stop()
+
+
+def run_cases(cluster, *cases, extra_env=None):
+    standin, env = cluster
+    proc = subprocess.run([str(AIRFLOW / "python"), str(HERE / "run_k8s_steps.py"), str(DAGS), standin.url,
+                           *[json.dumps(c) for c in cases]], env={**env, **(extra_env or {})},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {r["name"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}, proc.stderr + proc.stdout
+
+
+def check_k8s_model(obj, model: str, where: str = "") -> None:
+    """Every field of ``obj`` exists in the Kubernetes API model (kubernetes client, generated from
+    the API's OpenAPI spec) with the right type; required fields are present."""
+    cls = getattr(k8s, model)
+    fields = {v: k for k, v in cls.attribute_map.items()}
+    for key, value in obj.items():
+        assert key in fields, f"{where or model}: {model} has no field {key!r}"
+        _check_value(value, cls.openapi_types[fields[key]], f"{where or model}.{key}")
+    k8s.ApiClient()._ApiClient__deserialize(obj, model)  # raises on a missing required field
+
+
+def _check_value(value, typ: str, where: str) -> None:
+    if value is None:
+        return
+    if typ.startswith("list["):
+        assert isinstance(value, list), where
+        for i, v in enumerate(value):
+            _check_value(v, typ[5:-1], f"{where}[{i}]")
+    elif typ.startswith("dict("):
+        assert isinstance(value, dict), where
+        for k, v in value.items():
+            _check_value(v, typ[5:-1].split(", ", 1)[1], f"{where}.{k}")
+    elif typ in ("str", "int", "bool"):
+        assert isinstance(value, {"str": str, "int": int, "bool": bool}[typ]), f"{where}: expected {typ}, got {value!r}"
+    elif hasattr(k8s, typ):
+        assert isinstance(value, dict), f"{where}: expected a {typ} object"
+        check_k8s_model(value, typ, where)
+
+
+def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kubernetes_api(cluster):
+    _, env = cluster
+    proc = subprocess.run([str(AIRFLOW / "python"), str(HERE / "dagbag_report.py"), str(DAGS)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {}
+    tasks = report["dags"]["churn_nightly"]["tasks"]
+    spark = {"ingest", "validate", "silver", "features", "labels", "score"}
+    for name, t in tasks.items():
+        assert t["operator"] == ("ChurnSparkApplicationOperator" if name in spark else "KubernetesPodOperator"), name
+        assert t["retries"] >= 1 and t["timeout"] and t["owner"] == "churn-platform"
+    publish = tasks["publish"]["pod"]
+    check_k8s_model(publish, "V1Pod")
+    (base,) = publish["spec"]["containers"]
+    assert base["image"] == "registry.example/churn/platform:1.2.3"
+    assert base["command"] == ["python", "-m", "churn"] and base["args"] == ["publish", "--date", "{{ ds }}"]
+    assert base["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]
+    assert not any(e.get("name", "").endswith(("KEY", "PASSWORD", "URL")) for e in base.get("env") or [])
+    assert publish["spec"]["securityContext"]["runAsNonRoot"] is True
+    training = report["dags"]["churn_training"]["tasks"]["train_pipeline"]["pod"]["spec"]["containers"][0]
+    assert training["args"][:2] == ["pipeline", "submit"]  # the cluster hands off to Kubeflow Pipelines
+
+
+def test_a_spark_step_succeeds_only_when_its_driver_exits_0_and_leaves_no_pod(cluster):
+    results, log = run_cases(cluster, {"name": "ok", "standin": {"start_after": 1, "run_for": 2}})
+    r = results["ok"]
+    assert r["task"] == "success", log[-3000:]
+    assert r["left"]["pods"] == []  # the driver pod is deleted once its logs are in Airflow
+    (app,) = r["left"]["submitted"]
+    jsonschema.validate(app, SCHEMA)  # what reached the API server, after Airflow rendered it
+    spec = app["spec"]
+    assert spec["arguments"] == ["--date", "2026-03-02"] and spec["mainApplicationFile"].endswith("/spark_jobs/ingest.py")
+    assert spec["image"] == "registry.example/churn/platform:1.2.3" and spec["restartPolicy"]["type"] == "Never"
+    assert {"name": "CHURN_JARS_DIR", "value": "/opt/churn/jars"} in spec["driver"]["env"]
+    assert spec["driver"]["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]
+
+
+def test_known_spark_on_kubernetes_failures_fail_the_task_and_leave_nothing_behind(cluster):
+    results, log = run_cases(
+        cluster,
+        # the driver pod is deleted mid-run; the application still says COMPLETED (apache/airflow#41212)
+        {"name": "driver_deleted", "standin": {"start_after": 1, "run_for": 30, "delete_driver_after": 2}},
+        # the spark-operator never starts the driver: the start times out
+        {"name": "never_starts", "standin": {"start_after": None}},
+        # the driver fails
+        {"name": "driver_fails", "standin": {"start_after": 1, "run_for": 1, "exit_code": 1}},
+        # the task is killed (here by its execution timeout; clearing it sends SIGTERM, same on_kill)
+        {"name": "killed", "standin": {"start_after": 1, "run_for": 120}, "timeout": 15},
+        extra_env={"CHURN_K8S_START_TIMEOUT": "3"},
+    )
+    for name, r in results.items():
+        assert r["task"] == "failed", (name, log[-4000:])
+        assert r["left"]["apps"] == [] and r["left"]["pods"] == [], (name, r["left"])
+    assert log.count("deleting SparkApplication") >= 4  # the operator's own clean-up, not a TTL
