@@ -1,10 +1,12 @@
 """Run with the Airflow environment's Python: `dag.test()` churn_nightly for each date given, in order.
 
-Prints one JSON line: per run, the logical date, the run's state and every task's state.
+Prints one JSON line (and writes it to $RUN_NIGHTLY_RESULT when set): per run, the logical
+date, the run's state and every task's state.
 """
 
 import datetime as dt
 import json
+import os
 import sys
 
 from airflow.models.dagbag import DagBag
@@ -21,4 +23,7 @@ for day in sys.argv[2:]:
     runs.append({"date": day, "state": str(run.state),
                  "tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}})
     print(f"churn_nightly {day}: {run.state}", file=sys.stderr, flush=True)
+if os.environ.get("RUN_NIGHTLY_RESULT"):
+    with open(os.environ["RUN_NIGHTLY_RESULT"], "w") as f:
+        json.dump(runs, f)
 print(json.dumps(runs))

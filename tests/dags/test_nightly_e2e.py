@@ -54,14 +54,19 @@ def nightly(spark, champion, make_settings, postgres, tmp_path_factory):
         while not gateway.exists():
             assert jvm.poll() is None and time.time() < deadline, (home / "spark-gateway.log").read_text()[-2000:]
             time.sleep(1)
-        proc = subprocess.run([str(AIRFLOW / "python"), str(ROOT / "tests" / "dags" / "run_nightly.py"), str(ROOT / "dags"),
-                               str(D1), str(D2), str(D1)], env=env, capture_output=True, text=True, timeout=1500)
+        log, result = home / "run_nightly.log", home / "run_nightly.json"
+        with open(log, "w") as out:
+            proc = subprocess.run([str(AIRFLOW / "python"), str(ROOT / "tests" / "dags" / "run_nightly.py"),
+                                   str(ROOT / "dags"), str(D1), str(D2), str(D1)], env={**env, "RUN_NIGHTLY_RESULT": str(result)},
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=2400)
     finally:
         jvm.terminate()
         jvm.wait(30)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    runs = json.loads(proc.stdout.strip().splitlines()[-1])
-    yield settings, pg_url, runs, proc.stderr
+    text = log.read_text()
+    problems = "\n".join(line[:400] for line in text.splitlines() if "error" in line.lower() or "Traceback" in line)
+    assert proc.returncode == 0, f"{problems[-6000:]}\n(full log: {log})"
+    runs = json.loads(result.read_text())
+    yield settings, pg_url, runs, problems
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
@@ -70,7 +75,7 @@ def test_every_task_of_the_three_runs_succeeds(nightly):
     _, _, runs, log = nightly
     assert [r["date"] for r in runs] == [str(D1), str(D2), str(D1)]
     for r in runs:
-        assert r["state"] == "success", (r, log[-3000:])
+        assert r["state"] == "success", (r, log[-6000:])
         assert list(r["tasks"]) and set(r["tasks"].values()) == {"success"}, r
         assert len(r["tasks"]) == 8
 
