@@ -1,5 +1,6 @@
 # Two commands for a new user on a fresh machine:
-#   make demo   generate a customer base, build the lakehouse, train and promote a model, score (embedded profile)
+#   make demo   generate a customer base, build the lakehouse, train and promote a model, run the nightly
+#               DAG through Airflow for a few nights: score and publish to a local PostgreSQL (embedded profile)
 #   make test   run every test (starts a throwaway PostgreSQL and an S3 server, stops them after)
 # Both install what they need first (`make setup`): two Python environments from the lock files in
 # requirements/, and Spark's JVM jars from Maven Central into a cache (once per machine).

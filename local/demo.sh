@@ -1,53 +1,129 @@
 #!/usr/bin/env bash
-# `make demo`: the platform's main job end to end on one machine, embedded profile.
-# Generates a customer base with realistic defects, builds the lakehouse for a range of dates
-# (bronze -> quarantine -> silver -> gold features and labels), imports the real Telco snapshot,
-# trains a model (MLflow, promoted to champion if it passes the gate) and scores the last day.
-# Knobs: DEMO_CUSTOMERS, DEMO_DAYS, CHURN_HOME, CHURN_LABEL_HORIZON_DAYS.
+# `make demo`: the whole product on one machine, embedded profile.
+# Generates a customer base with realistic defects, builds the lakehouse history (bronze ->
+# quarantine -> silver -> gold features and labels), imports the real Telco snapshot, trains a model
+# and promotes it to champion (MLflow), starts a local PostgreSQL under CHURN_HOME unless
+# CHURN_PG_URL is set, then runs the churn_nightly DAG through Airflow (local profile) for the last
+# few days: score everyone with the champion and publish to PostgreSQL for CRM teams.
+# Knobs: DEMO_CUSTOMERS, DEMO_DAYS, DEMO_NIGHTS, CHURN_HOME, CHURN_PG_URL, CHURN_LABEL_HORIZON_DAYS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CHURN_HOME=${CHURN_HOME:-$PWD/.churn/demo}
+ROOT=$PWD
+export CHURN_HOME=${CHURN_HOME:-$ROOT/.churn/demo}
 # a short history needs a short label horizon for an out-of-time split (the product default is 30)
 export CHURN_LABEL_HORIZON_DAYS=${CHURN_LABEL_HORIZON_DAYS:-14}
-CHURN=".venv/platform/bin/churn"
-PY=".venv/platform/bin/python"
+CHURN="$ROOT/.venv/platform/bin/churn"
+PY="$ROOT/.venv/platform/bin/python"
+AIRFLOW="$ROOT/.venv/airflow/bin/airflow"
 CUSTOMERS=${DEMO_CUSTOMERS:-5000}
 DAYS=${DEMO_DAYS:-70}
-START=$(date -u -d "-$((DAYS + 5)) days" +%F)
+NIGHTS=${DEMO_NIGHTS:-3}
+START=$(date -u -d "-$((DAYS + 2)) days" +%F)
 END=$(date -u -d "$START +$((DAYS - 1)) days" +%F)
+HISTORY_END=$(date -u -d "$END -$NIGHTS days" +%F)
 
-# a demo run is one generated history: start its lake, reports and models afresh (only the demo's own home)
-rm -rf "$CHURN_HOME/lake" "$CHURN_HOME/reports" "$CHURN_HOME/mlflow"
-mkdir -p "$CHURN_HOME"
+# a demo run is one generated history: start its lake, reports, models and Airflow state afresh
+# (only the demo's own home; a PostgreSQL named by CHURN_PG_URL is never emptied)
+rm -rf "$CHURN_HOME/lake" "$CHURN_HOME/raw" "$CHURN_HOME/oracle" "$CHURN_HOME/reports" "$CHURN_HOME/mlflow" "$CHURN_HOME/airflow"
+mkdir -p "$CHURN_HOME/airflow"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-step "1/6 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
+
+step "1/7 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
 $CHURN generate --customers "$CUSTOMERS" --start "$START" --days "$DAYS" --seed 42 \
   --defects all --defect-rate 0.005 > "$CHURN_HOME/generate.json"
-step "2/6 building the lakehouse $START..$END (weekly snapshots, $CHURN_LABEL_HORIZON_DAYS-day labels)"
-$CHURN run --start "$START" --end "$END" --every 7
-step "3/6 importing the real IBM Telco snapshot through local/specs/telco.yaml"
+
+step "2/7 building the lakehouse history $START..$HISTORY_END (weekly snapshots, $CHURN_LABEL_HORIZON_DAYS-day labels)"
+$CHURN run --start "$START" --end "$HISTORY_END" --every 7
+
+step "3/7 importing the real IBM Telco snapshot through local/specs/telco.yaml"
 $CHURN import-snapshot --spec local/specs/telco.yaml > /dev/null
-step "4/6 tables"
 $CHURN tables 2>/dev/null
-step "5/6 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
-$CHURN train
-step "6/6 scoring every active customer on $END with the champion"
-$CHURN score --date "$END" > /dev/null
-$PY - "$END" <<'PYEOF'
-import sys
-from churn.lake import delta_table
-from churn.settings import load_settings
-s = load_settings()
-rows = delta_table(s, "gold", "customer_scores").to_pandas(filters=[("score_date", "=", __import__("datetime").date.fromisoformat(sys.argv[1]))])
-print(f"{len(rows):,} customers scored; risk bands: {rows['risk_band'].value_counts().to_dict()}")
-print("top 5 risk customers and why:")
-for _, r in rows.nlargest(5, "churn_probability").iterrows():
-    why = "; ".join(f"{x['feature']}={x['value']}" for x in r["reasons"])
-    print(f"  {r['customer_id']}  p={r['churn_probability']:.3f}  decile {r['risk_decile']}  {why}")
+
+step "4/7 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
+if $PY -c "from churn.settings import load_settings; from ml.registry import Registry; import sys; \
+s = load_settings(); sys.exit(0 if Registry(s).alias_version(s.model_name, 'champion') else 1)" 2>/dev/null; then
+  echo "a champion exists: keeping it"
+else
+  $CHURN train
+fi
+
+step "5/7 PostgreSQL for the published scores"
+OWN_PG=0
+if [ -z "${CHURN_PG_URL:-}" ]; then
+  OWN_PG=1
+  export CHURN_PG_URL=$($CHURN db start | $PY -c 'import json,sys; print(json.load(sys.stdin)["url"])')
+  # the demo's database holds the demo's history only: clear the last demo's publications
+  $PY - <<'PYEOF'
+import os, psycopg
+with psycopg.connect(os.environ["CHURN_PG_URL"], autocommit=True) as conn:
+    conn.execute("DROP SCHEMA IF EXISTS churn CASCADE")
+    conn.execute("DROP SCHEMA IF EXISTS churn_staging CASCADE")
+PYEOF
+  echo "local PostgreSQL under $CHURN_HOME/postgres: $CHURN_PG_URL"
+else
+  echo "publishing to CHURN_PG_URL ($($CHURN settings | $PY -c 'import json,sys; print(json.load(sys.stdin)["pg_url"])'))"
+fi
+$CHURN db upgrade
+
+step "6/7 the churn_nightly DAG through Airflow (local profile) for $NIGHTS nights up to $END"
+export AIRFLOW_HOME="$CHURN_HOME/airflow" AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False
+export CHURN_AIRFLOW_PROFILE=local CHURN_PLATFORM_PYTHON="$PY"
+export CHURN_LAKE_URI=${CHURN_LAKE_URI:-$CHURN_HOME/lake}
+# one warm Spark JVM for every step of every night (each step still runs as its own process)
+export CHURN_SPARK_GATEWAY="$CHURN_HOME/spark-gateway.json"
+$CHURN spark-gateway > "$CHURN_HOME/spark-gateway.log" 2>&1 &
+GATEWAY_PID=$!
+trap 'kill $GATEWAY_PID 2>/dev/null || true' EXIT
+"$AIRFLOW" db migrate > "$CHURN_HOME/airflow/migrate.log" 2>&1
+for i in $(seq "$NIGHTS" -1 1); do
+  D=$(date -u -d "$END -$((i - 1)) days" +%F)
+  echo "-- night of $D (log: $AIRFLOW_HOME/dags-test-$D.log)"
+  t0=$(date +%s)
+  "$AIRFLOW" dags test churn_nightly "$D" 2>&1 | tee "$AIRFLOW_HOME/dags-test-$D.log" \
+    | grep --line-buffered -E "INFO  (spark_jobs|churn)[.:a-z_]*: .*(done in|published|applied|up to date)|ERROR|Traceback" \
+    | sed -u -E 's/^.*INFO  /   /; s/ \[airflow[^]]*\] loc=.*$//' | cut -c1-160 || true
+  if ! grep -q "state=success" "$AIRFLOW_HOME/dags-test-$D.log"; then
+    echo "churn_nightly failed for $D; the task logs are in $AIRFLOW_HOME/dags-test-$D.log" >&2
+    exit 1
+  fi
+  echo "   night of $D: every task succeeded in $(( $(date +%s) - t0 )) s"
+done
+
+step "7/7 what the CRM team sees"
+PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1 || true)
+PSQL=${PSQL:-psql}
+CRM_URL=$CHURN_PG_URL
+if [ "$OWN_PG" = 1 ]; then
+  # a login for the analyst, member of the read-only role the migrations created (demo server only:
+  # trust auth on loopback; a real deployment gives CRM users their own logins and passwords)
+  $PY -c "import os, psycopg; c = psycopg.connect(os.environ['CHURN_PG_URL'], autocommit=True); \
+c.execute(\"DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'crm_analyst') THEN \
+CREATE ROLE crm_analyst LOGIN IN ROLE churn_crm_reader; END IF; END \$\$\")"
+  CRM_URL=${CHURN_PG_URL/postgres@/crm_analyst@}
+fi
+$PY - "$CRM_URL" <<'PYEOF'
+import sys, psycopg
+with psycopg.connect(sys.argv[1]) as conn:
+    print("published nights (churn.scoring_runs):")
+    for d, status, n, secs in conn.execute(
+            "SELECT score_date, status, rows_published, round((load_seconds + publish_seconds)::numeric, 1) "
+            "FROM churn.scoring_runs ORDER BY started_at"):
+        print(f"  {d}  {status:9}  {n:>7,} customers  {secs} s")
+    print("top 5 risk customers today (churn.customer_scores_latest) and why:")
+    for cid, p, band, reasons in conn.execute(
+            "SELECT customer_id, churn_probability, risk_band, reasons FROM churn.customer_scores_latest "
+            "ORDER BY churn_probability DESC LIMIT 5"):
+        why = "; ".join(f"{r['description']}: {r['value']}" for r in reasons)
+        print(f"  {cid}  p={p:.3f} {band:6}  {why}")
 PYEOF
 echo
-echo "Lake:        $CHURN_HOME/lake   (scores: gold/customer_scores)"
-echo "Validation:  $CHURN_HOME/reports/validation/data_docs/index.html (GX data docs)"
-echo "Quarantine:  $CHURN_HOME/lake/quarantine/rejected_rows (reasons per rejected row)"
-echo "Evaluation:  $(ls -d "$CHURN_HOME"/reports/training/churn/* | tail -1)/report.html"
-echo "MLflow UI:   .venv/platform/bin/mlflow ui --backend-store-uri sqlite:///$CHURN_HOME/mlflow/mlflow.db"
+echo "Scores (Delta):  $CHURN_LAKE_URI/gold/customer_scores   (one partition per night)"
+echo "Scores (CRM):    churn.customer_scores (history), churn.customer_scores_latest, churn.scoring_runs"
+echo "A CRM analyst:   $PSQL \"$CRM_URL\" -c \"SELECT customer_id, churn_probability, risk_band, reasons FROM churn.customer_scores_latest ORDER BY churn_probability DESC LIMIT 20\""
+echo "Validation:      $CHURN_HOME/reports/validation/data_docs/index.html (GX data docs)"
+echo "Evaluation:      $(ls -d "$CHURN_HOME"/reports/training/churn/* | tail -1)/report.html"
+echo "MLflow UI:       .venv/platform/bin/mlflow ui --backend-store-uri sqlite:///$CHURN_HOME/mlflow/mlflow.db"
+echo "Airflow:         AIRFLOW_HOME=$AIRFLOW_HOME .venv/airflow/bin/airflow dags list-runs churn_nightly"
+if [ "$OWN_PG" = 1 ]; then
+  echo "PostgreSQL is left running for you; stop it with: CHURN_HOME=$CHURN_HOME $CHURN db stop"
+fi
