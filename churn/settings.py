@@ -139,11 +139,18 @@ class Settings:
             for k in ("s3_secret_key",):
                 if out.get(k):
                     out[k] = "***"
-            if out.get("pg_url") and "@" in out["pg_url"]:
-                scheme, rest = out["pg_url"].split("://", 1)
-                creds, host = rest.rsplit("@", 1)
-                out["pg_url"] = f"{scheme}://{creds.split(':')[0]}:***@{host}"
+            if out.get("pg_url"):
+                out["pg_url"] = redact_url(out["pg_url"])
         return out
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db`` (unchanged without credentials)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':')[0]}:***@{host}"
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}

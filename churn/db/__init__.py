@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn.errors import ConfigError, InputError
-from churn.settings import Settings
+from churn.settings import Settings, redact_url
 
 log = logging.getLogger("churn.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -108,9 +108,7 @@ def connect(settings: Settings, autocommit: bool = False):
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        shown = url if "@" not in url or ":" not in url.split("@")[0].split("//")[-1] else \
-            url.split("//")[0] + "//" + url.split("//")[1].split(":")[0] + ":***@" + url.rsplit("@", 1)[1]
-        raise InputError(f"cannot connect to PostgreSQL at {shown}: {str(exc).strip()}") from None
+        raise InputError(f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}") from None
 
 
 def upgrade(settings: Settings, folder: Path = MIGRATIONS_DIR) -> list[str]:
