@@ -1,14 +1,21 @@
 """publish: ``gold/customer_scores`` for D -> PostgreSQL ``churn.customer_scores`` (``churn publish --date D``).
 
-1. The day's scores are read from Delta (delta-rs, in Arrow batches: bounded memory) and bulk
-   loaded with ``COPY`` into an unlogged staging table in ``churn_staging`` (invisible to CRM).
-2. Reconciliation: the staging table must hold exactly the Delta row count, one row per customer;
-   otherwise the publish aborts and nothing published changes.
-3. Swap, in one transaction: D's rows of ``churn.customer_scores`` are replaced by the staging
-   rows, ``churn.customer_scores_latest`` is brought up to date, and the ``churn.scoring_runs`` row
-   is marked succeeded. A CRM reader sees the previous day-state or the new one, never a mix; a
-   rerun of D leaves exactly one row per customer for D; a process killed at any point leaves the
-   published tables as they were (the next publish drops its leftover staging table).
+``churn.customer_scores`` has one partition per score date. A publish of D:
+
+1. reads the day's scores from Delta with delta-rs in Arrow batches (bounded memory), unpacks the
+   top-3 reasons into plain columns (vectorised, no per-row Python) and streams them as CSV with
+   ``COPY`` into a new table in ``churn_staging`` (invisible to CRM), over
+   ``publish_connections`` parallel connections. The day's constants (date, model, run id) are
+   column defaults of that table, not bytes on the wire;
+2. reconciles: the table must hold exactly the Delta row count, and its primary key (built now,
+   the index the partition needs anyway) proves one row per customer; otherwise the publish
+   aborts and nothing published changes;
+3. swaps, in one short transaction: an earlier D partition is detached, the new table is attached
+   as D's partition, ``churn.features`` gets the reasons' descriptions and the
+   ``churn.scoring_runs`` row is marked succeeded. A CRM reader sees the previous day-state or the
+   new one, never a mix (``churn.customer_scores_latest`` is a view of the newest succeeded day);
+   a rerun of D leaves exactly one row per customer for D; a process killed at any point leaves
+   the published tables as they were (the next publish drops its leftover tables).
 
 A session advisory lock per date keeps two publishes of the same date from interleaving.
 """
@@ -17,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import logging
 import time
 import uuid
@@ -28,15 +34,55 @@ from churn.lake import delta_table
 from churn.settings import Settings
 
 log = logging.getLogger("churn.publish")
-COLUMNS = ["customer_id", "score_date", "churn_probability", "risk_decile", "risk_band", "reasons", "model_name",
-           "model_version", "model_run_id"]
+REASONS = 3
+#: Columns sent by COPY; the day's constants (score_date, model_*, scoring_run_id) are defaults.
+LOADED = ["customer_id", "churn_probability", "risk_decile", "risk_band",
+          *[f"reason_{k}_{f}" for k in range(1, REASONS + 1) for f in ("feature", "value", "contribution")]]
+_READ = ["customer_id", "churn_probability", "risk_decile", "risk_band", "reasons"]
+_MODEL = ["model_name", "model_version", "model_run_id"]
 
 
 class ReconciliationFailed(ChurnError):
     """Row counts in PostgreSQL do not match the Delta scores; nothing was published."""
 
 
-def _batches(settings: Settings, d: dt.date, batch_rows: int):
+def flatten_reasons(batch) -> tuple:
+    """A score batch (Arrow, ``reasons`` a list of structs) as the COPY columns, plus the
+    (feature, description) pairs it names. Vectorised: the k-th reason of each row is gathered by
+    its position in the flattened list."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    reasons = batch.column("reasons")
+    n = len(reasons)
+    flat = reasons.flatten()  # null lists contribute nothing
+    parent = pc.list_parent_indices(reasons).to_numpy()
+    offsets = reasons.offsets.to_numpy()
+    position = np.arange(len(flat)) - offsets[parent]
+    out = {c: batch.column(c) for c in LOADED[:4]}
+    for k in range(REASONS):
+        picked = position == k
+        index = np.full(n, -1, dtype=np.int64)
+        index[parent[picked]] = np.nonzero(picked)[0]
+        take = pa.array(index, mask=index < 0)
+        for f in ("feature", "value", "contribution"):
+            out[f"reason_{k + 1}_{f}"] = flat.field(f).take(take)
+    names = pa.Table.from_arrays([flat.field("feature"), flat.field("description")], names=["feature", "description"])
+    described = names.group_by(["feature", "description"]).aggregate([]).to_pylist()
+    return pa.table(out), {r["feature"]: r["description"] for r in described if r["feature"]}
+
+
+def _csv(table) -> bytes:
+    import pyarrow.csv as pcsv
+
+    buf = io.BytesIO()
+    pcsv.write_csv(table, buf, pcsv.WriteOptions(include_header=False))
+    return buf.getvalue()
+
+
+def _day(settings: Settings, d: dt.date):
+    """The Delta dataset of D's scores: its version, row count and model(s)."""
     import pyarrow.dataset as ds
 
     table = delta_table(settings, "gold", "customer_scores")
@@ -45,105 +91,146 @@ def _batches(settings: Settings, d: dt.date, batch_rows: int):
                          f"run `churn score --date {d}` first")
     dataset = table.to_pyarrow_dataset()
     flt = ds.field("score_date") == ds.scalar(d)
-    expected = dataset.count_rows(filter=flt)
+    models = dataset.to_table(columns=_MODEL, filter=flt).group_by(_MODEL).aggregate([("model_name", "count")])
+    expected = sum(models.column("model_name_count").to_pylist())
     if expected == 0:
         raise InputError(f"gold/customer_scores has no rows for {d}: run `churn score --date {d}` first")
-    meta = {"version": table.version(), "expected": expected}
-    return meta, dataset.to_batches(columns=COLUMNS, filter=flt, batch_size=batch_rows)
+    found = models.select(_MODEL).to_pylist()
+    if len(found) != 1:
+        raise ReconciliationFailed(f"publish {d}: gold/customer_scores@v{table.version()} holds scores of more than one "
+                                   f"model for the day: {found}; rescore the day (`churn score --date {d}`)")
+    return {"version": table.version(), "expected": expected, "model": found[0]}, dataset, flt
 
 
-def _csv(batch) -> bytes:
-    frame = batch.to_pandas()
-    frame["reasons"] = [json.dumps(list(r) if r is not None else [], separators=(",", ":")) for r in frame["reasons"]]
-    buf = io.StringIO()
-    frame[COLUMNS].to_csv(buf, index=False, header=False)
-    return buf.getvalue().encode()
+def _load(settings: Settings, target: str, dataset, flt, batch_rows: int) -> dict[str, str]:
+    """COPY D's rows into ``target`` over parallel connections; the feature descriptions seen."""
+    import queue
+    import threading
+
+    import psycopg
+
+    from churn.db import effective_url
+
+    work: queue.Queue = queue.Queue(maxsize=2 * settings.publish_connections)
+    described: dict[str, str] = {}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    copy_sql = f"COPY {target} ({', '.join(LOADED)}) FROM STDIN WITH (FORMAT csv)"
+    url = effective_url(settings)
+
+    def loader() -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                while (batch := work.get()) is not None:
+                    if stop.is_set():
+                        continue  # drain: the reader must never block on a dead loader
+                    table, names = flatten_reasons(batch)
+                    described.update(names)
+                    cp.write(_csv(table))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            errors.append(exc)
+            stop.set()
+            while work.get() is not None:
+                pass
+
+    threads = [threading.Thread(target=loader, daemon=True) for _ in range(settings.publish_connections)]
+    for t in threads:
+        t.start()
+    try:
+        for batch in dataset.to_batches(columns=_READ, filter=flt, batch_size=batch_rows):
+            if stop.is_set():
+                break
+            work.put(batch)
+    finally:
+        for _ in threads:
+            work.put(None)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return described
 
 
-def publish(settings: Settings, d: dt.date, batch_rows: int = 200_000, pause_after_load: float = 0.0) -> dict:
-    meta, batches = _batches(settings, d, batch_rows)
+def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_after_load: float = 0.0) -> dict:
+    from psycopg.errors import UniqueViolation
+
+    meta, dataset, flt = _day(settings, d)
+    model = meta["model"]
     run_id = uuid.uuid4()
-    staging = f"churn_staging.scores_{d:%Y%m%d}_{run_id.hex[:12]}"
+    load = f"scores_{d:%Y%m%d}_{run_id.hex[:12]}"
+    partition = f"customer_scores_{d:%Y%m%d}"
     t0 = time.time()
     with connect(settings, autocommit=True) as conn:
         got = conn.execute("SELECT pg_try_advisory_lock(hashtext('churn.publish'), %s)", (int(f"{d:%Y%m%d}"),)).fetchone()
         if not got[0]:
             raise InputError(f"another publish of {d} is running; try again when it has finished")
         _clean_leftovers(conn, d)
-        conn.execute("""INSERT INTO churn.scoring_runs (run_id, score_date, model_name, model_version, status, rows_expected)
-                        VALUES (%s, %s, '', '', 'running', %s)""", (run_id, d, meta["expected"]))
+        conn.execute("""INSERT INTO churn.scoring_runs (run_id, score_date, model_name, model_version, model_run_id,
+                        status, rows_expected) VALUES (%s, %s, %s, %s, %s, 'running', %s)""",
+                     (run_id, d, model["model_name"], model["model_version"], model["model_run_id"], meta["expected"]))
         try:
-            conn.execute(f"CREATE UNLOGGED TABLE {staging} (LIKE churn.customer_scores INCLUDING DEFAULTS)")
-            conn.execute(f"ALTER TABLE {staging} ALTER COLUMN scoring_run_id DROP NOT NULL")
-            with conn.cursor() as cur, cur.copy(f"COPY {staging} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as cp:
-                for batch in batches:
-                    cp.write(_csv(batch))
+            conn.execute(f"CREATE TABLE churn_staging.{load} (LIKE churn.customer_scores INCLUDING DEFAULTS "
+                         f"INCLUDING CONSTRAINTS, CHECK (score_date = DATE '{d}'))")
+            defaults = {"score_date": d, "scoring_run_id": run_id, **model}
+            conn.execute(f"ALTER TABLE churn_staging.{load} "
+                         + ", ".join(f"ALTER COLUMN {c} SET DEFAULT {_literal(conn, v)}" for c, v in defaults.items()))
+            described = _load(settings, f"churn_staging.{load}", dataset, flt, batch_rows)
             load_seconds = time.time() - t0
-            loaded, distinct, models = conn.execute(
-                f"SELECT count(*), count(DISTINCT customer_id), "
-                f"array_agg(DISTINCT concat_ws(' ', model_name, model_version, coalesce(model_run_id, ''))) "
-                f"FROM {staging}").fetchone()
-            if loaded != meta["expected"] or distinct != loaded:
+            (loaded,) = conn.execute(f"SELECT count(*) FROM churn_staging.{load}").fetchone()
+            if loaded != meta["expected"]:
                 raise ReconciliationFailed(
-                    f"publish {d}: staging holds {loaded} rows ({distinct} customers) but gold/customer_scores@v"
-                    f"{meta['version']} has {meta['expected']}: aborted, nothing published")
-            if len(models) != 1:
-                raise ReconciliationFailed(f"publish {d}: scores of more than one model in one day: {models}")
-            model = (models[0].split(" ") + ["", ""])[:3]
+                    f"publish {d}: staging holds {loaded} rows but gold/customer_scores@v{meta['version']} has "
+                    f"{meta['expected']}: aborted, nothing published")
+            conn.execute("SET maintenance_work_mem = '256MB'")
+            try:  # the partition's primary key, and the proof of one row per customer
+                conn.execute(f"ALTER TABLE churn_staging.{load} ADD PRIMARY KEY (customer_id, score_date)")
+            except UniqueViolation as exc:
+                raise ReconciliationFailed(f"publish {d}: gold/customer_scores@v{meta['version']} has more than one row "
+                                           f"for a customer ({exc.diag.message_detail}): aborted, nothing published") from None
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '60s'")
-                conn.execute("DELETE FROM churn.customer_scores WHERE score_date = %s", (d,))
-                published = conn.execute(
-                    f"INSERT INTO churn.customer_scores ({', '.join(COLUMNS)}, scoring_run_id) "
-                    f"SELECT {', '.join(COLUMNS)}, %s FROM {staging}", (run_id,)).rowcount
-                _refresh_latest(conn, staging, d)
-                conn.execute("""UPDATE churn.scoring_runs SET status = 'succeeded', model_name = %s, model_version = %s,
-                                model_run_id = %s, rows_loaded = %s, rows_published = %s, finished_at = now(),
-                                load_seconds = %s, publish_seconds = %s WHERE run_id = %s""",
-                             (model[0], model[1], model[2] or None, loaded, published, load_seconds, time.time() - t1,
-                              run_id))
+                old = conn.execute("SELECT to_regclass(%s)", (f"churn.{partition}",)).fetchone()[0]
+                if old is not None:
+                    conn.execute(f"ALTER TABLE churn.customer_scores DETACH PARTITION churn.{partition}")
+                    conn.execute(f"ALTER TABLE churn.{partition} RENAME TO {load}_old")
+                    conn.execute(f"ALTER TABLE churn.{load}_old SET SCHEMA churn_staging")
+                conn.execute(f"ALTER TABLE churn_staging.{load} SET SCHEMA churn")
+                conn.execute(f"ALTER TABLE churn.{load} RENAME TO {partition}")
+                conn.execute(f"ALTER TABLE churn.customer_scores ATTACH PARTITION churn.{partition} FOR VALUES IN ('{d}')")
+                with conn.cursor() as cur:
+                    cur.executemany("""INSERT INTO churn.features (feature, description) VALUES (%s, %s)
+                                       ON CONFLICT (feature) DO UPDATE SET description = EXCLUDED.description""",
+                                    sorted(described.items()))
+                conn.execute("""UPDATE churn.scoring_runs SET status = 'succeeded', rows_loaded = %s, rows_published = %s,
+                                finished_at = now(), load_seconds = %s, publish_seconds = %s WHERE run_id = %s""",
+                             (loaded, loaded, load_seconds, time.time() - t1, run_id))
         except BaseException as exc:
             conn.execute("""UPDATE churn.scoring_runs SET status = 'failed', finished_at = now(), error = %s
                             WHERE run_id = %s""", (f"{type(exc).__name__}: {exc}"[:2000], run_id))
             raise
         finally:
-            conn.execute(f"DROP TABLE IF EXISTS {staging}")
+            conn.execute(f"DROP TABLE IF EXISTS churn_staging.{load}, churn_staging.{load}_old")
     secs = time.time() - t0
-    log.info("published %s: %d rows of %s version %s in %.1fs (run %s)", d, published, model[0], model[1], secs, run_id)
-    return {"date": str(d), "run_id": str(run_id), "rows": published, "model": model[0], "version": model[1],
-            "seconds": round(secs, 2), "delta_version": meta["version"]}
+    log.info("published %s: %d rows of %s version %s in %.1fs (run %s)", d, loaded, model["model_name"],
+             model["model_version"], secs, run_id)
+    return {"date": str(d), "run_id": str(run_id), "rows": loaded, "model": model["model_name"],
+            "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
+
+
+def _literal(conn, value) -> str:
+    from psycopg import sql
+
+    return sql.Literal(None if value == "" else str(value)).as_string(conn)
 
 
 def _clean_leftovers(conn, d: dt.date) -> None:
-    """A publish of D killed earlier left a staging table and a 'running' row: clear both (we hold D's lock)."""
+    """A publish of D killed earlier left staging tables and a 'running' row: clear both (we hold D's lock)."""
     for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'churn_staging' AND tablename LIKE %s",
                                 (f"scores_{d:%Y%m%d}_%",)).fetchall():
         conn.execute(f"DROP TABLE IF EXISTS churn_staging.{name}")
     conn.execute("""UPDATE churn.scoring_runs SET status = 'failed', finished_at = now(),
                     error = 'the publishing process ended before finishing; nothing of it was published'
                     WHERE score_date = %s AND status = 'running'""", (d,))
-
-
-def _refresh_latest(conn, staging: str, d: dt.date) -> None:
-    cols = "customer_id, score_date, churn_probability, risk_decile, risk_band, reasons, model_name, model_version, " \
-           "model_run_id, scoring_run_id"
-    # customers whose latest row was D but who are not in D's new scores: back to their previous score
-    conn.execute(f"""DELETE FROM churn.customer_scores_latest l WHERE l.score_date = %s
-                     AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.customer_id = l.customer_id)""", (d,))
-    conn.execute(f"""INSERT INTO churn.customer_scores_latest ({cols})
-                     SELECT DISTINCT ON (c.customer_id) {', '.join('c.' + x.strip() for x in cols.split(','))}
-                     FROM churn.customer_scores c
-                     WHERE c.score_date < %s AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.customer_id = c.customer_id)
-                       AND NOT EXISTS (SELECT 1 FROM churn.customer_scores_latest l WHERE l.customer_id = c.customer_id)
-                     ORDER BY c.customer_id, c.score_date DESC""", (d,))
-    conn.execute(f"""INSERT INTO churn.customer_scores_latest ({cols})
-                     SELECT {cols} FROM churn.customer_scores WHERE score_date = %s
-                     ON CONFLICT (customer_id) DO UPDATE SET
-                       score_date = EXCLUDED.score_date, churn_probability = EXCLUDED.churn_probability,
-                       risk_decile = EXCLUDED.risk_decile, risk_band = EXCLUDED.risk_band, reasons = EXCLUDED.reasons,
-                       model_name = EXCLUDED.model_name, model_version = EXCLUDED.model_version,
-                       model_run_id = EXCLUDED.model_run_id, scoring_run_id = EXCLUDED.scoring_run_id
-                     WHERE EXCLUDED.score_date >= churn.customer_scores_latest.score_date""", (d,))

@@ -28,6 +28,12 @@ SCHEMA = pa.schema([("customer_id", pa.string()), ("score_date", pa.date32()), (
                     ("scored_at", pa.timestamp("us", tz="UTC"))])
 
 
+REASONS = [{"feature": "contract", "description": "Contract type on D", "value": "Month-to-month", "contribution": 0.5},
+           {"feature": "tenure_months", "description": "Months since signup, on D", "value": "1.5", "contribution": 0.25},
+           {"feature": "sessions_7d", "description": "Sessions in the 7 days up to D", "value": None,
+            "contribution": 0.125}]
+
+
 def scores(d, customers, version="1", dup=False):
     ids = [f"C{i:05d}" for i in customers] + (["C00000"] if dup else [])
     n = len(ids)
@@ -35,8 +41,7 @@ def scores(d, customers, version="1", dup=False):
     return pd.DataFrame({
         "customer_id": ids, "score_date": d, "churn_probability": p,
         "risk_decile": [10 - min(9, int(x * 10)) for x in p], "risk_band": ["high" if x >= .3 else "low" for x in p],
-        "reasons": [[{"feature": "contract", "description": "Contract type on D", "value": "Month-to-month",
-                      "contribution": 0.5}]] * n,
+        "reasons": [REASONS[: i % 4] for i in range(n)],  # 0 to 3 reasons
         "model_name": "churn", "model_version": version, "model_run_id": f"run{version}",
         "scored_at": pd.Timestamp("2026-03-01", tz="UTC")})
 
@@ -57,7 +62,7 @@ def query(settings, sql, *args):
 
 
 def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
-    assert db.upgrade(settings) == ["0001_scores.sql"]
+    assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql"]
     assert db.upgrade(settings) == []
     comments = query(settings, "SELECT obj_description('churn.customer_scores'::regclass)")
     assert "one row per customer per score date" in comments[0][0]
@@ -66,6 +71,46 @@ def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
     (edited / "0001_scores.sql").write_text(db.migrations()[0].sql + "\n-- edited\n")
     with pytest.raises(ConfigError, match="changed after it was applied"):
         db.upgrade(settings, edited)
+
+
+def test_scores_published_under_0001_move_to_the_partitioned_table(settings, tmp_path):
+    first = tmp_path / "only-0001"
+    first.mkdir()
+    (first / "0001_scores.sql").write_text(db.migrations()[0].sql)
+    db.upgrade(settings, first)
+    run = "00000000-0000-0000-0000-000000000001"
+    with psycopg.connect(settings.pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO churn.scoring_runs (run_id, score_date, model_name, model_version, status) "
+                     "VALUES (%s, %s, 'churn', '1', 'succeeded')", (run, D1))
+        for cid, reasons in (("A", REASONS), ("B", [])):
+            conn.execute("INSERT INTO churn.customer_scores VALUES (%s, %s, 0.4, 1, 'high', %s, 'churn', '1', 'r1', %s)",
+                         (cid, D1, psycopg.types.json.Jsonb(reasons), run))
+    assert db.upgrade(settings) == ["0002_partitioned_scores.sql"]
+    rows = query(settings, "SELECT customer_id, reason_1_feature, reason_3_value, reason_3_contribution "
+                           "FROM churn.customer_scores ORDER BY 1")
+    assert rows == [("A", "contract", None, 0.125), ("B", None, None, None)]
+    assert query(settings, "SELECT reasons FROM churn.customer_scores_latest WHERE customer_id = 'A'")[0][0] == REASONS
+    assert query(settings, "SELECT count(*) FROM churn.features") == [(3,)]
+    # new days publish next to the moved one
+    write(settings, scores(D2, range(8)), D2)
+    assert publish(settings, D2)["rows"] == 8
+    assert dict(query(settings, "SELECT score_date, count(*) FROM churn.customer_scores GROUP BY 1")) == {D1: 2, D2: 8}
+
+
+def test_reasons_become_columns_in_order():
+    from churn.publish import LOADED, flatten_reasons
+
+    frame = scores(D1, range(6))
+    frame.loc[5, "reasons"] = None
+    batch = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False).to_batches()[0]
+    table, described = flatten_reasons(batch)
+    assert table.column_names == LOADED
+    rows = table.to_pylist()
+    assert [r["reason_1_feature"] for r in rows] == [None, "contract", "contract", "contract", None, None]
+    assert [r["reason_2_contribution"] for r in rows] == [None, None, 0.25, 0.25, None, None]
+    assert [r["reason_3_feature"] for r in rows] == [None, None, None, "sessions_7d", None, None]
+    assert rows[3]["reason_3_value"] is None and rows[2]["reason_2_value"] == "1.5"
+    assert described == {r["feature"]: r["description"] for r in REASONS}
 
 
 def test_publish_reruns_and_latest(settings):
@@ -82,20 +127,25 @@ def test_publish_reruns_and_latest(settings):
     assert query(settings, "SELECT count(*) FROM (SELECT customer_id, score_date FROM churn.customer_scores "
                            "GROUP BY 1, 2 HAVING count(*) > 1) x") == [(0,)]
     latest = dict(query(settings, "SELECT score_date, count(*) FROM churn.customer_scores_latest GROUP BY 1"))
-    assert latest == {D2: 90, D1: 10}  # the D1 rerun did not roll anyone back
+    assert latest == {D2: 90}  # the newest published day (the active base); the D1 rerun changed nothing there
     runs = query(settings, "SELECT score_date, status, rows_expected, rows_published, model_version "
                            "FROM churn.scoring_runs ORDER BY started_at")
     assert runs == [(D1, "succeeded", 100, 100, "1"), (D2, "succeeded", 90, 90, "2"), (D1, "succeeded", 100, 100, "1")]
-    reasons = query(settings, "SELECT reasons FROM churn.customer_scores LIMIT 1")[0][0]
-    assert reasons[0]["feature"] == "contract"
+    by_customer = dict(query(settings, "SELECT customer_id, reasons FROM churn.customer_scores_latest"))
+    assert by_customer["C00013"] == REASONS and by_customer["C00014"] == [] and by_customer["C00012"] == REASONS[:2]
+    assert query(settings, "SELECT reason_1_feature, reason_2_value, reason_3_contribution FROM churn.customer_scores "
+                           "WHERE customer_id = 'C00003' AND score_date = %s", D1) == [("contract", "1.5", 0.125)]
+    # one partition per day, and nothing left in staging
+    assert query(settings, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'churn.customer_scores'::regclass") == [(2,)]
+    assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
 
 
-def test_a_count_mismatch_aborts_and_publishes_nothing(settings):
+def test_a_duplicate_customer_aborts_and_publishes_nothing(settings):
     db.upgrade(settings)
     write(settings, scores(D1, range(50)), D1)
     publish(settings, D1)
     write(settings, scores(D1, range(60), dup=True), D1)  # a duplicated customer in the day's scores
-    with pytest.raises(ReconciliationFailed, match="61 rows \\(60 customers\\)"):
+    with pytest.raises(ReconciliationFailed, match="more than one row for a customer .*C00000"):
         publish(settings, D1)
     assert query(settings, "SELECT count(*) FROM churn.customer_scores WHERE score_date = %s", D1) == [(50,)]
     assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == [("succeeded",), ("failed",)]
@@ -147,9 +197,11 @@ def test_crm_role_reads_published_tables_and_nothing_else(settings):
     with psycopg.connect(crm, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM churn.customer_scores").fetchone() == (5,)
         assert conn.execute("SELECT count(*) FROM churn.customer_scores_latest").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM churn.features").fetchone() == (3,)
         for sql in ("INSERT INTO churn.customer_scores_latest (customer_id) VALUES ('x')",
                     "DELETE FROM churn.customer_scores", "UPDATE churn.scoring_runs SET status = 'failed'",
                     "SELECT * FROM churn_staging.scratch", "CREATE TABLE churn.mine (x int)",
+                    "UPDATE churn.features SET description = 'x'", f"SELECT * FROM churn.customer_scores_{D1:%Y%m%d}",
                     "SELECT * FROM churn.schema_migrations"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)

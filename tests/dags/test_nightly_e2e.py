@@ -87,19 +87,22 @@ def test_postgres_holds_one_row_per_active_customer_per_date_equal_to_delta(nigh
             delta = delta_table(settings, "gold", "customer_scores").to_pandas(filters=[("score_date", "=", d)])
             features = delta_table(settings, "gold", "customer_features").to_pandas(filters=[("snapshot_date", "=", d)])
             assert len(delta) == len(features) > 250  # every active customer of the day
-            rows = conn.execute("SELECT customer_id, churn_probability, risk_decile, model_version FROM churn.customer_scores "
-                                "WHERE score_date = %s", (d,)).fetchall()
+            rows = conn.execute("SELECT customer_id, churn_probability, risk_decile, reason_1_feature, reason_1_contribution "
+                                "FROM churn.customer_scores WHERE score_date = %s", (d,)).fetchall()
             assert len(rows) == len({r[0] for r in rows}) == len(delta)
             got = {r[0]: r[1:] for r in rows}
             want = delta.set_index("customer_id")
             assert set(got) == set(want.index)
             assert np.allclose([got[c][0] for c in want.index], want["churn_probability"].to_numpy())
             assert [got[c][1] for c in want.index] == want["risk_decile"].tolist()
+            first = [(r[0]["feature"], r[0]["contribution"]) if len(r) else (None, None) for r in want["reasons"]]
+            assert [got[c][2:] for c in want.index] == first
         (dates,) = conn.execute("SELECT array_agg(DISTINCT score_date ORDER BY score_date) FROM churn.customer_scores").fetchone()
         assert dates == [D1, D2]
-        # the latest view: one row per customer, from the newest date it was scored on
-        latest = conn.execute("SELECT count(*), count(DISTINCT customer_id), max(score_date) FROM churn.customer_scores_latest").fetchone()
-        assert latest[0] == latest[1] and latest[2] == D2
+        # the latest view: the newest published day, one row per customer
+        latest = conn.execute("SELECT count(*), count(DISTINCT customer_id), min(score_date), max(score_date) "
+                              "FROM churn.customer_scores_latest").fetchone()
+        assert latest == (len(delta), len(delta), D2, D2)
 
 
 def test_scoring_runs_records_all_three_runs(nightly):
