@@ -89,33 +89,39 @@ def passing_rows(bronze: DataFrame, source: str) -> DataFrame:
     return validation_frame(bronze).where(cond).withColumn("ingest_date", F.col("ingest_date").cast("date"))
 
 
-def run_gx(df: DataFrame, source: str, docs_dir: Path | None = None) -> dict:
-    """Validate a Spark DataFrame with the source's GX suite; return GX's result as a dict."""
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
+class GXValidator:
+    """One ephemeral GX context for a validate run: each source's suite runs on its Spark batch, and
+    the data docs (every source of the run in one index) are rendered once at the end."""
 
-    context = gx.get_context(mode="ephemeral")
-    if docs_dir is not None:
-        context.add_data_docs_site(
-            site_name="churn",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-    suite = context.suites.add(gx.ExpectationSuite(**load_suite(source)))
-    batch_def = (
-        context.data_sources.add_spark(name=f"bronze_{source}")
-        .add_dataframe_asset(name=source)
-        .add_batch_definition_whole_dataframe("batch")
-    )
-    vdef = context.validation_definitions.add(gx.ValidationDefinition(name=f"{source}_validation", data=batch_def, suite=suite))
-    actions = [UpdateDataDocsAction(name="docs", site_names=["churn"])] if docs_dir is not None else []
-    checkpoint = context.checkpoints.add(gx.Checkpoint(name=f"{source}_checkpoint", validation_definitions=[vdef], actions=actions))
-    result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=None)
-    (vr,) = result.run_results.values()
-    return vr.to_json_dict()
+    def __init__(self, docs_dir: Path | None = None):
+        import great_expectations as gx
+
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.docs = docs_dir is not None
+        if docs_dir is not None:
+            self.context.add_data_docs_site(
+                site_name="churn",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+        self.spark_source = self.context.data_sources.add_spark(name="bronze")
+
+    def validate(self, df: DataFrame, source: str) -> dict:
+        """Validate a Spark DataFrame with the source's GX suite; GX's result as a dict."""
+        gx = self._gx
+        suite = self.context.suites.add(gx.ExpectationSuite(**load_suite(source)))
+        batch_def = self.spark_source.add_dataframe_asset(name=source).add_batch_definition_whole_dataframe("batch")
+        vdef = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{source}_validation", data=batch_def, suite=suite))
+        return vdef.run(batch_parameters={"dataframe": df}).to_json_dict()
+
+    def build_docs(self) -> None:
+        if self.docs:
+            self.context.build_data_docs(site_names=["churn"])
 
 
 def failures(result: dict, source: str, min_rows: int = 0) -> list[str]:
@@ -155,12 +161,13 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     out_dir.mkdir(parents=True, exist_ok=True)
     docs_dir = Path(settings.reports_dir) / "validation" / "data_docs"
     rejected, problems, summary = [], [], {}
+    gx_run = GXValidator(docs_dir)
     for source in SOURCES:
         bronze = read_delta(spark, settings.table_uri("bronze", source), f"bronze/{source}",
                             "run the ingest step for this date first").where(predicate)
         batch = validation_frame(bronze).cache()  # GX runs one Spark job per metric on it
         try:
-            result = run_gx(batch, source, docs_dir)
+            result = gx_run.validate(batch, source)
         finally:
             batch.unpersist()
         (out_dir / f"{source}.json").write_text(json.dumps(result, indent=1, default=str))
@@ -175,6 +182,7 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
         ))
         stats = result.get("statistics", {})
         summary[source] = f"{stats.get('successful_expectations')}/{stats.get('evaluated_expectations')} expectations"
+    gx_run.build_docs()
     (out_dir / "summary.json").write_text(json.dumps({"problems": problems, "suites": summary}, indent=1))
     if problems:
         raise ValidationFailed(
