@@ -53,6 +53,7 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/lakehouse.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/nightly.py
 
 # Re-resolve the lock files after editing requirements/*.in (then commit both).
 lock: | $(UV)

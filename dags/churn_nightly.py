@@ -49,5 +49,5 @@ with DAG(
         step("score", "spark_jobs.score", DATE, doc="The champion scores every active customer: probability, "
              "decile, band, top 3 reasons -> gold/customer_scores."),
         step("publish", "churn", "publish", DATE, outlets=[SCORES], timeout=dt.timedelta(minutes=30),
-             doc="COPY into staging, reconcile, swap into churn.customer_scores in one transaction."),
+             doc="COPY into a new table, reconcile, attach it as the date's partition of churn.customer_scores in one transaction."),
     )
