@@ -16,88 +16,16 @@ rebuild of D; silver keeps current state, not every version.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    dtype: str  # Spark SQL type of the column in gold/customer_features
-    kind: str  # "categorical" or "numeric"
-    description: str
+from churn.feature_defs import CATEGORICAL, DTYPES, FEATURE_NAMES, FEATURES, KEY_COLUMNS, NUMERIC, Feature
 
+__all__ = ["CATEGORICAL", "DTYPES", "FEATURE_NAMES", "FEATURES", "NUMERIC", "Feature", "KEY_COLUMNS",
+           "compute_features", "label_rows", "snapshot_frame"]
 
-def _cat(name: str, description: str) -> Feature:
-    return Feature(name, "string", "categorical", description)
-
-
-def _num(name: str, description: str, dtype: str = "double") -> Feature:
-    return Feature(name, dtype, "numeric", description)
-
-
-FEATURES: tuple[Feature, ...] = (
-    # profile, as of D
-    _cat("gender", "Customer gender"),
-    _num("senior_citizen", "1 if the customer is a senior citizen", "int"),
-    _cat("partner", "Has a partner (Yes/No)"),
-    _cat("dependents", "Has dependents (Yes/No)"),
-    _cat("contract", "Contract type on D"),
-    _cat("phone_service", "Phone service"),
-    _cat("multiple_lines", "Multiple lines"),
-    _cat("internet_service", "Internet service type"),
-    _cat("online_security", "Online security add-on"),
-    _cat("online_backup", "Online backup add-on"),
-    _cat("device_protection", "Device protection add-on"),
-    _cat("tech_support", "Tech support add-on"),
-    _cat("streaming_tv", "Streaming TV add-on"),
-    _cat("streaming_movies", "Streaming movies add-on"),
-    _cat("paperless_billing", "Paperless billing"),
-    _cat("payment_method", "Payment method on D"),
-    _cat("region", "Sales region"),
-    _num("monthly_charges", "Monthly charges on D"),
-    _num("tenure_months", "Months since signup, on D"),
-    # usage windows and trends
-    _num("sessions_7d", "Sessions in the 7 days up to D"),
-    _num("sessions_30d", "Sessions in the 30 days up to D"),
-    _num("sessions_90d", "Sessions in the 90 days up to D"),
-    _num("data_mb_7d", "Data used (MB) in the 7 days up to D"),
-    _num("data_mb_30d", "Data used (MB) in the 30 days up to D"),
-    _num("data_mb_90d", "Data used (MB) in the 90 days up to D"),
-    _num("minutes_7d", "Call minutes in the 7 days up to D"),
-    _num("minutes_30d", "Call minutes in the 30 days up to D"),
-    _num("minutes_90d", "Call minutes in the 90 days up to D"),
-    _num("active_days_30d", "Days with at least one session in the 30 days up to D"),
-    _num("sessions_trend_7_30", "Daily sessions over the last 7 days / over the last 30 days"),
-    _num("sessions_trend_30_90", "Daily sessions over the last 30 days / over the last 90 days"),
-    _num("data_trend_7_30", "Daily data over the last 7 days / over the last 30 days"),
-    # billing
-    _num("invoices_90d", "Invoices issued in the 90 days up to D"),
-    _num("late_invoices_90d", "Invoices of the last 90 days paid after their due date or overdue on D"),
-    _num("max_days_late_90d", "Largest payment delay (days past due, as of D) over the last 90 days"),
-    _num("overdue_amount", "Amount of invoices past due and unpaid on D"),
-    # support
-    _num("tickets_30d", "Support tickets opened in the 30 days up to D"),
-    _num("tickets_90d", "Support tickets opened in the 90 days up to D"),
-    _num("open_tickets", "Tickets opened on or before _snap() and not resolved by D"),
-    _num("billing_tickets_90d", "Billing tickets in the 90 days up to D"),
-    _num("technical_tickets_90d", "Technical and network tickets in the 90 days up to D"),
-    _num("cancellation_inquiries_90d", "Cancellation inquiries in the 90 days up to D"),
-    # plan changes
-    _num("plan_changes_90d", "Plan changes in the 90 days up to D"),
-    _num("downgrades_90d", "Contract downgrades and removed services in the 90 days up to D"),
-    _num("charge_change_90d", "Net change of monthly charges through plan changes in the last 90 days"),
-    _num("days_since_last_change", "Days since the last plan change (365 when none in the last year)"),
-)
-
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
-CATEGORICAL: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
-NUMERIC: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
-DTYPES: dict[str, str] = {f.name: f.dtype for f in FEATURES}
-KEY_COLUMNS = ("customer_id", "snapshot_date")
 PROFILE_COLUMNS = (
     "gender", "senior_citizen", "partner", "dependents", "contract", "phone_service", "multiple_lines",
     "internet_service", "online_security", "online_backup", "device_protection", "tech_support",
