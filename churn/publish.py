@@ -27,6 +27,7 @@ import io
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from churn.db import connect
 from churn.errors import ChurnError, InputError
@@ -102,8 +103,9 @@ def _day(settings: Settings, d: dt.date):
     return {"version": table.version(), "expected": expected, "model": found[0]}, dataset, flt
 
 
-def _load(settings: Settings, target: str, dataset, flt, batch_rows: int) -> dict[str, str]:
-    """COPY D's rows into ``target`` over parallel connections; the feature descriptions seen."""
+def _load(settings: Settings, target: str, columns: list[str], batches, convert) -> dict[str, str]:
+    """COPY ``batches`` (each made into ``columns`` by ``convert``, which also returns a dict of names
+    seen) into ``target`` over parallel connections; the union of those dicts."""
     import queue
     import threading
 
@@ -115,7 +117,7 @@ def _load(settings: Settings, target: str, dataset, flt, batch_rows: int) -> dic
     described: dict[str, str] = {}
     errors: list[BaseException] = []
     stop = threading.Event()
-    copy_sql = f"COPY {target} ({', '.join(LOADED)}) FROM STDIN WITH (FORMAT csv)"
+    copy_sql = f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
     url = effective_url(settings)
 
     def loader() -> None:
@@ -124,7 +126,7 @@ def _load(settings: Settings, target: str, dataset, flt, batch_rows: int) -> dic
                 while (batch := work.get()) is not None:
                     if stop.is_set():
                         continue  # drain: the reader must never block on a dead loader
-                    table, names = flatten_reasons(batch)
+                    table, names = convert(batch)
                     described.update(names)
                     cp.write(_csv(table))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
@@ -137,7 +139,7 @@ def _load(settings: Settings, target: str, dataset, flt, batch_rows: int) -> dic
     for t in threads:
         t.start()
     try:
-        for batch in dataset.to_batches(columns=_READ, filter=flt, batch_size=batch_rows):
+        for batch in batches:
             if stop.is_set():
                 break
             work.put(batch)
@@ -151,14 +153,81 @@ def _load(settings: Settings, target: str, dataset, flt, batch_rows: int) -> dic
     return described
 
 
-def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_after_load: float = 0.0) -> dict:
-    from psycopg.errors import UniqueViolation
+@dataclass
+class _Day:
+    """One published table of D: loaded into ``churn_staging.<load>``, attached as D's partition of
+    ``churn.<parent>``."""
 
+    parent: str
+    key: str
+    load: str
+    d: dt.date
+
+    @property
+    def partition(self) -> str:
+        return f"{self.parent}_{self.d:%Y%m%d}"
+
+    def create(self, conn, defaults: dict) -> None:
+        conn.execute(f"CREATE TABLE churn_staging.{self.load} (LIKE churn.{self.parent} INCLUDING DEFAULTS "
+                     f"INCLUDING CONSTRAINTS, CHECK ({self.key} = DATE '{self.d}'))")
+        conn.execute(f"ALTER TABLE churn_staging.{self.load} "
+                     + ", ".join(f"ALTER COLUMN {c} SET DEFAULT {_literal(conn, v)}" for c, v in defaults.items()))
+
+    def seal(self, conn, expected: int, source: str) -> int:
+        """Reconcile the row count, then build the primary key (which proves one row per customer)."""
+        from psycopg.errors import UniqueViolation
+
+        (loaded,) = conn.execute(f"SELECT count(*) FROM churn_staging.{self.load}").fetchone()
+        if loaded != expected:
+            raise ReconciliationFailed(f"publish {self.d}: staging for churn.{self.parent} holds {loaded} rows but "
+                                       f"{source} has {expected}: aborted, nothing published")
+        try:
+            conn.execute(f"ALTER TABLE churn_staging.{self.load} ADD PRIMARY KEY (customer_id, {self.key})")
+        except UniqueViolation as exc:
+            raise ReconciliationFailed(f"publish {self.d}: {source} has more than one row for a customer "
+                                       f"({exc.diag.message_detail}): aborted, nothing published") from None
+        return loaded
+
+    def swap(self, conn) -> None:
+        """Inside the publishing transaction: D's old partition out, the loaded table in."""
+        if conn.execute("SELECT to_regclass(%s)", (f"churn.{self.partition}",)).fetchone()[0] is not None:
+            conn.execute(f"ALTER TABLE churn.{self.parent} DETACH PARTITION churn.{self.partition}")
+            conn.execute(f"ALTER TABLE churn.{self.partition} RENAME TO {self.load}_old")
+            conn.execute(f"ALTER TABLE churn.{self.load}_old SET SCHEMA churn_staging")
+        conn.execute(f"ALTER TABLE churn_staging.{self.load} SET SCHEMA churn")
+        conn.execute(f"ALTER TABLE churn.{self.load} RENAME TO {self.partition}")
+        conn.execute(f"ALTER TABLE churn.{self.parent} ATTACH PARTITION churn.{self.partition} FOR VALUES IN ('{self.d}')")
+
+    def drop_leftovers(self, conn) -> None:
+        conn.execute(f"DROP TABLE IF EXISTS churn_staging.{self.load}, churn_staging.{self.load}_old")
+
+
+def _features_day(settings: Settings, d: dt.date):
+    """D's rows of gold/customer_features, the columns of churn.online_features."""
+    import pyarrow.dataset as ds
+
+    from churn.feature_defs import FEATURE_NAMES
+
+    table = delta_table(settings, "gold", "customer_features")
+    if table is None:
+        raise InputError(f"gold/customer_features does not exist at {settings.table_uri('gold', 'customer_features')}")
+    dataset = table.to_pyarrow_dataset()
+    flt = ds.field("snapshot_date") == ds.scalar(d)
+    missing = [c for c in FEATURE_NAMES if c not in dataset.schema.names]
+    if missing:
+        raise InputError(f"gold/customer_features lacks feature column(s) {', '.join(missing)} that churn.online_features "
+                         f"holds: rebuild the features of {d}")
+    return table.version(), dataset, flt, ["customer_id", *FEATURE_NAMES]
+
+
+def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_after_load: float = 0.0) -> dict:
     meta, dataset, flt = _day(settings, d)
+    features_version, features, features_flt, feature_columns = _features_day(settings, d)
     model = meta["model"]
     run_id = uuid.uuid4()
-    load = f"scores_{d:%Y%m%d}_{run_id.hex[:12]}"
-    partition = f"customer_scores_{d:%Y%m%d}"
+    tag = f"{d:%Y%m%d}_{run_id.hex[:12]}"
+    scores = _Day("customer_scores", "score_date", f"scores_{tag}", d)
+    online = _Day("online_features", "snapshot_date", f"scores_{tag}_features", d)
     t0 = time.time()
     with connect(settings, autocommit=True) as conn:
         got = conn.execute("SELECT pg_try_advisory_lock(hashtext('churn.publish'), %s)", (int(f"{d:%Y%m%d}"),)).fetchone()
@@ -169,37 +238,25 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
                         status, rows_expected) VALUES (%s, %s, %s, %s, %s, 'running', %s)""",
                      (run_id, d, model["model_name"], model["model_version"], model["model_run_id"], meta["expected"]))
         try:
-            conn.execute(f"CREATE TABLE churn_staging.{load} (LIKE churn.customer_scores INCLUDING DEFAULTS "
-                         f"INCLUDING CONSTRAINTS, CHECK (score_date = DATE '{d}'))")
-            defaults = {"score_date": d, "scoring_run_id": run_id, **model}
-            conn.execute(f"ALTER TABLE churn_staging.{load} "
-                         + ", ".join(f"ALTER COLUMN {c} SET DEFAULT {_literal(conn, v)}" for c, v in defaults.items()))
-            described = _load(settings, f"churn_staging.{load}", dataset, flt, batch_rows)
+            scores.create(conn, {"score_date": d, "scoring_run_id": run_id, **model})
+            online.create(conn, {"snapshot_date": d})
+            described = _load(settings, f"churn_staging.{scores.load}", LOADED,
+                              dataset.to_batches(columns=_READ, filter=flt, batch_size=batch_rows), flatten_reasons)
+            _load(settings, f"churn_staging.{online.load}", feature_columns,
+                  features.to_batches(columns=feature_columns, filter=features_flt, batch_size=batch_rows),
+                  lambda batch: (batch, {}))
             load_seconds = time.time() - t0
-            (loaded,) = conn.execute(f"SELECT count(*) FROM churn_staging.{load}").fetchone()
-            if loaded != meta["expected"]:
-                raise ReconciliationFailed(
-                    f"publish {d}: staging holds {loaded} rows but gold/customer_scores@v{meta['version']} has "
-                    f"{meta['expected']}: aborted, nothing published")
             conn.execute("SET maintenance_work_mem = '256MB'")
-            try:  # the partition's primary key, and the proof of one row per customer
-                conn.execute(f"ALTER TABLE churn_staging.{load} ADD PRIMARY KEY (customer_id, score_date)")
-            except UniqueViolation as exc:
-                raise ReconciliationFailed(f"publish {d}: gold/customer_scores@v{meta['version']} has more than one row "
-                                           f"for a customer ({exc.diag.message_detail}): aborted, nothing published") from None
+            loaded = scores.seal(conn, meta["expected"], f"gold/customer_scores@v{meta['version']}")
+            # the online features are the very rows that were scored: one per scored customer
+            online.seal(conn, loaded, f"gold/customer_features@v{features_version}")
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '60s'")
-                old = conn.execute("SELECT to_regclass(%s)", (f"churn.{partition}",)).fetchone()[0]
-                if old is not None:
-                    conn.execute(f"ALTER TABLE churn.customer_scores DETACH PARTITION churn.{partition}")
-                    conn.execute(f"ALTER TABLE churn.{partition} RENAME TO {load}_old")
-                    conn.execute(f"ALTER TABLE churn.{load}_old SET SCHEMA churn_staging")
-                conn.execute(f"ALTER TABLE churn_staging.{load} SET SCHEMA churn")
-                conn.execute(f"ALTER TABLE churn.{load} RENAME TO {partition}")
-                conn.execute(f"ALTER TABLE churn.customer_scores ATTACH PARTITION churn.{partition} FOR VALUES IN ('{d}')")
+                scores.swap(conn)
+                online.swap(conn)
                 with conn.cursor() as cur:
                     cur.executemany("""INSERT INTO churn.features (feature, description) VALUES (%s, %s)
                                        ON CONFLICT (feature) DO UPDATE SET description = EXCLUDED.description""",
@@ -212,12 +269,26 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
                             WHERE run_id = %s""", (f"{type(exc).__name__}: {exc}"[:2000], run_id))
             raise
         finally:
-            conn.execute(f"DROP TABLE IF EXISTS churn_staging.{load}, churn_staging.{load}_old")
+            scores.drop_leftovers(conn)
+            online.drop_leftovers(conn)
+        _prune_online_features(conn, settings.online_features_keep)
     secs = time.time() - t0
     log.info("published %s: %d rows of %s version %s in %.1fs (run %s)", d, loaded, model["model_name"],
              model["model_version"], secs, run_id)
     return {"date": str(d), "run_id": str(run_id), "rows": loaded, "model": model["model_name"],
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
+
+
+def _prune_online_features(conn, keep: int) -> None:
+    """Only the newest ``keep`` nights of online features stay (the predictor reads the newest)."""
+    nights = [r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'churn.online_features'::regclass ORDER BY c.relname DESC").fetchall()]
+    for name in nights[keep:]:
+        with conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '10s'")
+            conn.execute(f"ALTER TABLE churn.online_features DETACH PARTITION churn.{name}")
+            conn.execute(f"DROP TABLE churn.{name}")
 
 
 def _literal(conn, value) -> str:

@@ -86,6 +86,8 @@ class Settings:
     risk_bands: str = "0.10,0.30"
     #: Parallel COPY connections of a publish (each PostgreSQL backend parses its share of the rows).
     publish_connections: int = 2
+    #: Nights of online features kept in PostgreSQL (the predictor reads the newest; older ones are dropped).
+    online_features_keep: int = 3
     #: Container image of the platform (Spark jobs, training components, predictor).
     platform_image: str = "ghcr.io/churn-platform/platform:0.1.0"
     #: Kubeflow Pipelines API endpoint the training hand-off submits to (e.g. http://ml-pipeline:8888).
@@ -221,6 +223,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
     if s.validation_min_rows < 0:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
+    if s.online_features_keep < 1:
+        raise ConfigError(f"online_features_keep must be >= 1, got {s.online_features_keep}")
     if not 1 <= s.publish_connections <= 16:
         raise ConfigError(f"publish_connections must be between 1 and 16, got {s.publish_connections}")
     if s.gate_metric not in GATE_METRICS:

@@ -23,11 +23,11 @@ from pyspark.sql import functions as F
 
 from churn.errors import InputError
 from churn.settings import Settings
+from ml.scoring import score_frame
 from spark_jobs.common import read_delta, replace_where, step_main
 
 log = logging.getLogger("spark_jobs.score")
 TABLE = ("gold", "customer_scores")
-REASONS = 3
 SCORE_SCHEMA = (
     "customer_id string, score_date date, churn_probability double, "
     "reasons array<struct<feature:string,description:string,value:string,contribution:double>>"
@@ -55,41 +55,6 @@ def _model_from_payload(payload: dict):
         _CACHE.clear()
         _CACHE[key] = model
     return model
-
-
-def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: dict[str, str]) -> pd.DataFrame:
-    """Probabilities and top reasons for a batch of feature rows (pure pandas: also the online path)."""
-    import numpy as np
-
-    if frame.empty:
-        return pd.DataFrame({"customer_id": [], "score_date": [], "churn_probability": [], "reasons": []})
-    contrib = model.contributions(frame)
-    feats = model.feature_names
-    values = contrib[feats].to_numpy()
-    margin = values.sum(axis=1) + contrib["bias"].to_numpy()
-    prob = 1.0 / (1.0 + np.exp(-margin))
-    top = np.argsort(-values, axis=1, kind="stable")[:, :REASONS]
-    raw = frame[feats]
-    reasons = []
-    for i in range(len(frame)):
-        row = []
-        for j in top[i]:
-            c = float(values[i, j])
-            if c <= 0:
-                break  # only features that push the risk up are reasons
-            name = feats[j]
-            v = raw.iat[i, j]
-            row.append({"feature": name, "description": descriptions.get(name, name),
-                        "value": None if pd.isna(v) else _fmt(v), "contribution": round(c, 6)})
-        reasons.append(row)
-    return pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "score_date": score_date,
-                         "churn_probability": prob, "reasons": reasons})
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
 
 
 def champion_payload(settings: Settings) -> dict:

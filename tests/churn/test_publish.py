@@ -16,6 +16,7 @@ import pytest
 from deltalake import write_deltalake
 
 from churn import db
+from churn.feature_defs import FEATURES
 from churn.errors import ConfigError
 from churn.publish import ReconciliationFailed, publish
 
@@ -52,8 +53,18 @@ def settings(make_settings, tmp_path, pg_url):
 
 
 def write(settings, frame, d):
+    """D's scores, and the feature rows they were computed from (as the features and score jobs write them)."""
     write_deltalake(settings.table_uri("gold", "customer_scores"), pa.Table.from_pandas(frame, schema=SCHEMA,
                     preserve_index=False), partition_by=["score_date"], mode="overwrite", predicate=f"score_date = '{d}'")
+    ids = frame["customer_id"].drop_duplicates().tolist()
+    cols = {"customer_id": pa.array(ids), "snapshot_date": pa.array([d] * len(ids), pa.date32())}
+    for f in FEATURES:
+        if f.kind == "categorical":
+            cols[f.name] = pa.array([f"{f.name}-{i % 3}" for i in range(len(ids))])
+        else:
+            cols[f.name] = pa.array([float(i) for i in range(len(ids))], pa.int32() if f.dtype == "int" else pa.float64())
+    write_deltalake(settings.table_uri("gold", "customer_features"), pa.table(cols), partition_by=["snapshot_date"],
+                    mode="overwrite", predicate=f"snapshot_date = '{d}'")
 
 
 def query(settings, sql, *args):
@@ -62,7 +73,7 @@ def query(settings, sql, *args):
 
 
 def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
-    assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql"]
+    assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql", "0003_online_features.sql"]
     assert db.upgrade(settings) == []
     comments = query(settings, "SELECT obj_description('churn.customer_scores'::regclass)")
     assert "one row per customer per score date" in comments[0][0]
@@ -85,7 +96,7 @@ def test_scores_published_under_0001_move_to_the_partitioned_table(settings, tmp
         for cid, reasons in (("A", REASONS), ("B", [])):
             conn.execute("INSERT INTO churn.customer_scores VALUES (%s, %s, 0.4, 1, 'high', %s, 'churn', '1', 'r1', %s)",
                          (cid, D1, psycopg.types.json.Jsonb(reasons), run))
-    assert db.upgrade(settings) == ["0002_partitioned_scores.sql"]
+    assert db.upgrade(settings) == ["0002_partitioned_scores.sql", "0003_online_features.sql"]
     rows = query(settings, "SELECT customer_id, reason_1_feature, reason_3_value, reason_3_contribution "
                            "FROM churn.customer_scores ORDER BY 1")
     assert rows == [("A", "contract", None, 0.125), ("B", None, None, None)]
@@ -216,3 +227,29 @@ def test_unreachable_or_unset_database_is_a_clear_error(make_settings, tmp_path)
 
     with pytest.raises(InputError, match="cannot connect to PostgreSQL at postgresql://nobody:\\*\\*\\*@127.0.0.1:9"):
         db.upgrade(make_settings(tmp_path, pg_url="postgresql://nobody:secret@127.0.0.1:9/x"))
+
+
+def test_online_features_publish_with_the_scores_and_keep_the_newest_nights(make_settings, tmp_path, pg_url):
+    settings = make_settings(tmp_path, pg_url=pg_url, online_features_keep=2)
+    db.upgrade(settings)
+    for d, n in ((D1, 30), (D2, 20), (D3, 10)):
+        write(settings, scores(d, range(n)), d)
+        publish(settings, d)
+    write(settings, scores(D3, range(12)), D3)
+    publish(settings, D3)  # a rerun replaces the night's features too
+    per_night = dict(query(settings, "SELECT snapshot_date, count(*) FROM churn.online_features GROUP BY 1"))
+    assert per_night == {D2: 20, D3: 12}  # the oldest night was dropped
+    row = query(settings, "SELECT contract, tenure_months, senior_citizen FROM churn.online_features "
+                          "WHERE customer_id = 'C00004' AND snapshot_date = %s", D3)
+    assert row == [("contract-1", 4.0, 4.0)]
+    with psycopg.connect(settings.pg_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE predictor_bob LOGIN IN ROLE churn_online_reader")
+    bob = settings.pg_url.replace("postgresql://postgres@", "postgresql://predictor_bob@")
+    try:
+        with psycopg.connect(bob, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM churn.online_features").fetchone() == (32,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM churn.customer_scores")
+    finally:
+        with psycopg.connect(settings.pg_url, autocommit=True) as conn:
+            conn.execute("DROP ROLE predictor_bob")
