@@ -283,6 +283,12 @@ def cmd_spark_gateway(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from ml.serving.server import serve
+
+    return serve(_settings(args), port=args.port, poll_seconds=args.poll_seconds)
+
+
 def cmd_settings(args) -> int:
     print(json.dumps(_settings(args).as_dict(), indent=1, default=str))
     return 0
@@ -396,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--date", required=True)
     ni.set_defaults(func=cmd_nightly)
 
+    sv = sub.add_parser("serve", help="the online predictor (KServe, v1 and v2 protocols) on a local port")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--poll-seconds", type=float, default=30.0, help="how often to check the champion alias")
+    sv.set_defaults(func=cmd_serve)
     pl = sub.add_parser("pipeline", help="the Kubeflow training pipeline: compile, run locally, submit")
     pl.add_argument("action", choices=["compile", "run-local", "submit"])
     pl.add_argument("--out", default="churn_training_pipeline.yaml", help="compile: where to write the YAML")

@@ -1,0 +1,144 @@
+"""The online predictor as it runs: `churn serve` (KServe ModelServer) on loopback, the champion from
+MLflow, online features from a real PostgreSQL published by the nightly publish. No skew: the same
+customers scored online and by the batch job for the same night and model give the same answers."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from deltalake import DeltaTable
+
+from churn import db
+from churn.publish import publish
+from churn.services import free_port
+from spark_jobs import score
+from tests.conftest import ML_D0, ML_HORIZON, ROOT
+
+pytestmark = pytest.mark.slow
+D = ML_D0 + dt.timedelta(days=63)
+
+
+def call(url, body=None, raw: bytes | None = None, method=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+            return resp.status, (json.loads(text) if text.startswith(("{", "[")) else text)
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode()
+        return exc.code, (json.loads(text) if text.startswith("{") else text)
+
+
+@pytest.fixture(scope="module")
+def served(spark, champion, make_settings, postgres, tmp_path_factory):
+    s, result = champion
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE serving")
+    settings = make_settings(Path(s.home), lake_uri=s.lake_uri, label_horizon_days=ML_HORIZON,
+                             pg_url=postgres.url.rsplit("/", 1)[0] + "/serving")
+    score.run(spark, settings, D)
+    db.upgrade(settings)
+    publish(settings, D)
+    port = free_port()
+    env = {**os.environ, **{f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items()
+                            if k != "extra" and v not in ("", None)}}
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "churn", "serve", "--port", str(port), "--poll-seconds", "1"],
+                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"churn serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if call(f"{base}/v2/models/churn/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"churn serve never became ready:\n{log.read_text()[-3000:]}")
+        batch = DeltaTable(settings.table_uri("gold", "customer_scores")).to_pandas(filters=[("score_date", "=", D)])
+        yield settings, base, result, batch.set_index("customer_id"), log
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_online_answers_equal_the_batch_scores(served):
+    _, base, result, batch, _ = served
+    sample = sorted(batch.index)[::max(1, len(batch) // 60)][:60]
+    status, body = call(f"{base}/v1/models/churn:predict", {"instances": [{"customer_id": c} for c in sample]})
+    assert status == 200, body
+    for c, got in zip(sample, body["predictions"]):
+        want = batch.loc[c]
+        assert got["customer_id"] == c
+        assert abs(got["churn_probability"] - want["churn_probability"]) <= 1e-6
+        assert got["reasons"] == [dict(r) for r in want["reasons"]]
+        assert got["risk_band"] == want["risk_band"]
+        assert got["model_version"] == result["version"] and got["feature_snapshot_date"] == str(D)
+
+
+def test_v2_infer_metadata_and_readiness(served):
+    _, base, result, batch, _ = served
+    ids = sorted(batch.index)[:3]
+    status, body = call(f"{base}/v2/models/churn/infer", {"inputs": [
+        {"name": "customer_id", "shape": [3], "datatype": "BYTES", "data": ids}]})
+    assert status == 200, body
+    out = {o["name"]: o for o in body["outputs"]}
+    assert body["model_version"] == result["version"]
+    for c, p in zip(ids, out["churn_probability"]["data"]):
+        assert abs(p - batch.loc[c, "churn_probability"]) <= 1e-6
+    assert [json.loads(r) for r in out["reasons"]["data"]] == [[dict(x) for x in batch.loc[c, "reasons"]] for c in ids]
+    status, meta = call(f"{base}/v2/models/churn")
+    assert status == 200 and meta["name"] == "churn"
+    assert {i["name"] for i in meta["inputs"]} == {"customer_id"}
+    assert call(f"{base}/v2/health/ready")[0] == 200
+
+
+def test_explain_and_what_if(served):
+    _, base, _, batch, _ = served
+    c = batch["churn_probability"].idxmax()  # the riskiest customer
+    status, body = call(f"{base}/v1/models/churn:explain", {"instances": [{"customer_id": c}]})
+    assert status == 200 and body["explanations"][0]["reasons"] == [dict(r) for r in batch.loc[c, "reasons"]]
+    offer = {"customer_id": c, "overrides": {"contract": "Two year"}}
+    status, body = call(f"{base}/v1/models/churn:predict", {"instances": [{"customer_id": c}, offer]})
+    assert status == 200, body
+    now, after = body["predictions"]
+    assert after["overrides"] == ["contract"] and after["churn_probability"] != now["churn_probability"]
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"instances": [{"customer_id": "NOPE-1"}]}, 404, "unknown customer\\(s\\) NOPE-1"),
+    ({"instances": [{"customer_id": "C1", "colour": "red"}]}, 400, "instances\\[0\\]: unknown field\\(s\\) colour"),
+    ({"instances": [{"customer_id": "C1"}] * 101}, 400, "at most 100"),
+    ({"instances": [{"customer_id": "C1", "overrides": {"tenure_months": "long"}}]}, 400,
+     "overrides.tenure_months: expected a number"),
+    ({"rows": []}, 400, "unknown field\\(s\\) rows"),
+])
+def test_bad_requests_get_a_4xx_naming_the_field(served, body, status, message):
+    import re
+
+    _, base, _, _, _ = served
+    got, answer = call(f"{base}/v1/models/churn:predict", body)
+    assert got == status and re.search(message, json.dumps(answer)), answer
+
+
+def test_metrics_show_the_model_version_and_lookup_latency(served):
+    _, base, result, _, _ = served
+    status, text = call(f"{base}/metrics")
+    assert status == 200
+    assert f'churn_model_info{{model_name="churn",model_run_id="{result["run_id"]}",model_version="{result["version"]}"}} 1.0' in text
+    assert "churn_feature_lookup_seconds_count" in text
