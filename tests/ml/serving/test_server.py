@@ -142,3 +142,47 @@ def test_metrics_show_the_model_version_and_lookup_latency(served):
     assert status == 200
     assert f'churn_model_info{{model_name="churn",model_run_id="{result["run_id"]}",model_version="{result["version"]}"}} 1.0' in text
     assert "churn_feature_lookup_seconds_count" in text
+
+
+def test_schemathesis_on_the_openapi_finds_no_5xx(served):
+    """Schema-driven fuzzing of every operation the server's OpenAPI declares, bounded and seeded."""
+    _, base, _, _, log = served
+    out = subprocess.run([str(Path(sys.executable).parent / "st"), "run", f"{base}/openapi.json",
+                          "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "7",
+                          "--generation-deterministic", "--request-timeout", "10", "--no-color"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_property_based_requests_never_get_a_5xx(served):
+    """Hypothesis builds near-valid v1 and v2 requests (right shapes, wrong values, stray fields)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _, base, _, batch, _ = served
+    ids = sorted(batch.index)[:50]
+    names = ["contract", "tenure_months", "monthly_charges", "senior_citizen", "payment_method", "sessions_trend_7_30"]
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
+                       st.text(max_size=20), st.sampled_from(["One year", "Two year", "Month-to-month", "inf", "NaN"]))
+    json_value = st.recursive(scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c,
+                                                                                          max_size=3), max_leaves=6)
+    overrides = st.dictionaries(st.sampled_from(names) | st.text(max_size=12), json_value, max_size=4)
+    instance = st.fixed_dictionaries({}, optional={"customer_id": st.sampled_from(ids) | json_value,
+                                                   "overrides": overrides | json_value, "features": overrides,
+                                                   "extra": json_value})
+    v1 = st.one_of(st.fixed_dictionaries({"instances": st.lists(instance, max_size=4)}), json_value)
+    tensor = st.fixed_dictionaries({"name": st.sampled_from(["customer_id", *names]) | st.text(max_size=8),
+                                    "shape": st.lists(st.integers(-2, 4), max_size=3),
+                                    "datatype": st.sampled_from(["BYTES", "FP64", "INT64", "BOOL", "FP16", "nope"]),
+                                    "data": st.lists(scalar, max_size=4)})
+    v2 = st.one_of(st.fixed_dictionaries({"inputs": st.lists(tensor, max_size=3)}), json_value)
+
+    @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(body=v1, v2_body=v2)
+    def probe(body, v2_body):
+        for url, payload in ((f"{base}/v1/models/churn:predict", body), (f"{base}/v1/models/churn:explain", body),
+                             (f"{base}/v2/models/churn/infer", v2_body)):
+            status, answer = call(url, raw=json.dumps(payload).encode())
+            assert status < 500, (url, payload, answer)
+
+    probe()
