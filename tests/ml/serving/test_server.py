@@ -150,7 +150,7 @@ def test_schemathesis_on_the_openapi_finds_no_5xx(served):
     out = subprocess.run([str(Path(sys.executable).parent / "st"), "run", f"{base}/openapi.json",
                           "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "7",
                           "--generation-deterministic", "--request-timeout", "10", "--no-color"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=log.parent)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 
