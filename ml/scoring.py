@@ -17,13 +17,13 @@ def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: d
 
     if frame.empty:
         return pd.DataFrame({"customer_id": [], "score_date": [], "churn_probability": [], "reasons": []})
-    contrib = model.contributions(frame)
+    contrib = model.contribution_values(frame)
     feats = model.feature_names
-    values = contrib[feats].to_numpy()
-    margin = values.sum(axis=1) + contrib["bias"].to_numpy()
+    values = contrib[:, :-1]
+    margin = values.sum(axis=1) + contrib[:, -1]
     prob = 1.0 / (1.0 + np.exp(-margin))
     top = np.argsort(-values, axis=1, kind="stable")[:, :REASONS]
-    raw = frame[feats]
+    raw = {j: frame[feats[j]].to_numpy() for j in np.unique(top)}  # only the columns that can be reasons
     reasons = []
     for i in range(len(frame)):
         row = []
@@ -32,7 +32,7 @@ def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: d
             if c <= 0:
                 break  # only features that push the risk up are reasons
             name = feats[j]
-            v = raw.iat[i, j]
+            v = raw[j][i]
             row.append({"feature": name, "description": descriptions.get(name, name),
                         "value": None if pd.isna(v) else _fmt(v), "contribution": round(c, 6)})
         reasons.append(row)

@@ -38,6 +38,24 @@ def test_categories_are_fixed_at_training_and_unknown_values_become_missing(mode
     assert p[1] == pytest.approx(p[2])  # an unseen plan is treated exactly as a missing one
 
 
+@pytest.mark.parametrize("n", [1, 7, 500])  # the small-batch (dict) and large-batch (index) encodings
+def test_prediction_matrix_gives_what_xgboost_gives_on_the_pandas_categoricals(model, n):
+    """Training hands XGBoost pandas categoricals; scoring builds the matrix itself. Same numbers."""
+    import xgboost as xgb
+
+    rows = frame(n, seed=5).astype({"plan": object, "usage": object, "tenure": object})
+    rows.loc[rows.index[1::3], "tenure"] = None
+    rows.loc[rows.index[::3], "plan"] = "enterprise"  # unseen: missing
+    rows.loc[rows.index[1::4], "plan"] = None
+    rows.loc[rows.index[2::5], "usage"] = None
+    rows.loc[rows.index[::2], "usage"] = rows["usage"][::2].map(lambda v: None if v is None else str(v))
+    reference = xgb.DMatrix(model.prep.transform(rows), enable_categorical=True)
+    ours = model.prep.matrix(rows)
+    assert np.array_equal(model.booster.predict(reference), model.booster.predict(ours))
+    assert np.array_equal(model.booster.predict(reference, pred_contribs=True),
+                          model.booster.predict(ours, pred_contribs=True))
+
+
 def test_column_order_and_extra_columns_do_not_matter(model):
     df = frame(50, seed=1)
     shuffled = df[["tenure", "churned", "customer_id", "usage", "plan"]]
