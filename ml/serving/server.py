@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 
@@ -13,25 +14,42 @@ log = logging.getLogger("ml.serving")
 _ROUTE = re.compile(r"^/v[12]/(?:repository/)?models/([^/:]+)(?:/versions/([^/]+))?")
 
 
-def guard_routes(app, model) -> None:
-    """Answer 404, naming the field, for a model name or version this server does not serve.
+class GuardRoutes:
+    """ASGI middleware: 404, naming the field, for a model name or version this server does not serve.
 
     KServe's own routes answer those with 503 (an unknown name is "not ready") and 501 (any
-    version); a client asking for the wrong thing should hear it is wrong, not that we are down."""
-    from starlette.responses import JSONResponse
+    version); a client asking for the wrong thing should hear it is wrong, not that we are down.
+    Plain ASGI (not Starlette's BaseHTTPMiddleware): it costs a regex match per request, no task."""
 
-    @app.middleware("http")
-    async def only_the_served_model(request, call_next):
-        m = _ROUTE.match(request.url.path)
-        if m:
-            if m.group(1) != model.name:
-                return JSONResponse({"error": f"model_name: unknown model {m.group(1)!r}; this server serves "
-                                              f"{model.name!r}"}, status_code=404)
-            version = m.group(2) or request.query_params.get("model_version")
-            if version is not None:
-                return JSONResponse({"error": f"model_version: {version!r} is not served; this server serves only the "
-                                              f"champion of {model.name} (leave model_version out)"}, status_code=404)
-        return await call_next(request)
+    def __init__(self, app, model_name: str):
+        self.app = app
+        self.model_name = model_name
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            refusal = self.refusal(scope["path"], scope.get("query_string", b"").decode("latin-1"))
+            if refusal is not None:
+                from starlette.responses import JSONResponse
+
+                await JSONResponse({"error": refusal}, status_code=404)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, path: str, query: str) -> str | None:
+        m = _ROUTE.match(path)
+        if not m:
+            return None
+        if m.group(1) != self.model_name:
+            return f"model_name: unknown model {m.group(1)!r}; this server serves {self.model_name!r}"
+        version = m.group(2)
+        if version is None and "model_version" in query:
+            from urllib.parse import parse_qs
+
+            version = (parse_qs(query).get("model_version") or [None])[0]
+        if version is not None:
+            return (f"model_version: {version!r} is not served; this server serves only the champion of "
+                    f"{self.model_name} (leave model_version out)")
+        return None
 
 
 def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0, max_batch: int = 100) -> int:
@@ -45,6 +63,13 @@ def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0, max_
              model.name, model.watcher.current.version, port, model.name, model.name)
     from kserve.model_server import app
 
-    guard_routes(app, model)
-    ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])
+    # everything loaded so far (libraries, the model) lives as long as the server: keep it out of the
+    # garbage collector's scans, which otherwise walk it on every full collection during requests
+    gc.collect()
+    gc.freeze()
+
+    app.add_middleware(GuardRoutes, model_name=model.name)
+    # per-request timings are Prometheus metrics (/metrics); KServe's per-request latency log lines
+    # would cost more than the feature lookup
+    ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])
     return 0
