@@ -64,6 +64,7 @@ bench: setup
 	$(PY) benchmarks/lakehouse.py
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/nightly.py
+	$(PY) benchmarks/online.py
 
 # Re-resolve the lock files after editing requirements/*.in (then commit both).
 lock: | $(UV)

@@ -126,13 +126,40 @@ def bare_server(port: int, model_dir: str) -> None:
 
     m = Bare("churn")
     m.load()
-    ModelServer(http_port=port, enable_grpc=False, workers=1).start([m])
+    ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([m])  # as churn serve
+
+
+def setup(s, base: Path) -> None:
+    """A champion trained on a small generated lakehouse; its last day scored and published."""
+    from churn import db
+    from churn.generate import GeneratorConfig, generate
+    from churn.publish import publish
+    from churn.spark import get_spark
+    from ml import train
+    from ml.registry import Registry
+    from spark_jobs import score
+    from spark_jobs.pipeline import STEPS, run_steps
+
+    say(f"set-up: 20k customers, {DAYS} days, champion, {NIGHT} scored and published")
+    generate(GeneratorConfig(customers=20_000, start=D0, days=DAYS, seed=3, out=s.raw_uri,
+                             oracle_dir=str(base / "home" / "oracle"), horizon=7))
+    spark = get_spark(s, "bench-online")
+    run_steps(spark, s, D0, NIGHT, list(STEPS), every=7)
+    assert train.run(s)["decision"] == "promoted"
+    score.run(spark, s, NIGHT)
+    spark.stop()
+    db.upgrade(s)
+    publish(s, NIGHT)
+    Registry(s).load(s.model_name, "champion").save(base / "model")
+    (base / "ready").write_text("set-up complete\n")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=2000, help="sequential requests per server")
     ap.add_argument("--seconds", type=float, default=15.0, help="duration of each concurrent run")
+    ap.add_argument("--work", help="keep the set-up in this folder and reuse it on the next run (default: a "
+                                   "temporary folder, removed)")
     ap.add_argument("--bare-server", nargs=2, metavar=("PORT", "MODEL_DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server:
@@ -141,43 +168,30 @@ def main() -> int:
     import psycopg
     from deltalake import DeltaTable
 
-    from churn import db
-    from churn.generate import GeneratorConfig, generate
     from churn.logs import setup as setup_logs
-    from churn.publish import publish
     from churn.services import Postgres, free_port
     from churn.settings import load_settings
-    from churn.spark import get_spark
-    from ml import train
     from ml.registry import Registry
-    from spark_jobs import score
-    from spark_jobs.pipeline import STEPS, run_steps
 
     setup_logs()
-    tmp = tempfile.TemporaryDirectory(prefix="bench-online-")
-    base = Path(tmp.name)
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="bench-online-")
+    base = Path(args.work or tmp.name).resolve()
+    reuse = (base / "ready").exists()
     pg = Postgres(base / "pg", free_port()).start()
     procs: list[subprocess.Popen] = []
     try:
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE churn")
         env = {"CHURN_HOME": str(base / "home"), "CHURN_LABEL_HORIZON_DAYS": "7", "CHURN_SPARK_SHUFFLE_PARTITIONS": "8",
                "CHURN_PG_URL": pg.url.rsplit("/", 1)[0] + "/churn"}
         if "CHURN_JARS_DIR" in os.environ:
             env["CHURN_JARS_DIR"] = os.environ["CHURN_JARS_DIR"]
         s = load_settings(env=env)
-        say(f"set-up: 20k customers, {DAYS} days, champion, {NIGHT} scored and published")
-        generate(GeneratorConfig(customers=20_000, start=D0, days=DAYS, seed=3, out=s.raw_uri,
-                                 oracle_dir=str(base / "home" / "oracle"), horizon=7))
-        spark = get_spark(s, "bench-online")
-        run_steps(spark, s, D0, NIGHT, list(STEPS), every=7)
-        assert train.run(s)["decision"] == "promoted"
-        score.run(spark, s, NIGHT)
-        spark.stop()
-        db.upgrade(s)
-        publish(s, NIGHT)
+        if reuse:
+            say(f"set-up: reusing {base}")
+        else:
+            with psycopg.connect(pg.url, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE churn")
+            setup(s, base)
         model_dir = base / "model"
-        Registry(s).load(s.model_name, "champion").save(model_dir)
         features = DeltaTable(s.table_uri("gold", "customer_features")).to_pandas(
             filters=[("snapshot_date", "=", NIGHT)])
         ids = features["customer_id"].tolist()
@@ -204,12 +218,19 @@ def main() -> int:
             r["rps_4"] = concurrent(port, path, bodies, 4, args.seconds)
             r["rps_8"] = concurrent(port, path, bodies, 8, args.seconds)
             results[name] = r
+        c = http.client.HTTPConnection("127.0.0.1", ours_port, timeout=10)
+        c.request("GET", "/metrics")
+        metrics = dict(line.rsplit(" ", 1) for line in c.getresponse().read().decode().splitlines()
+                       if line.startswith("churn_feature_lookup_seconds_"))
+        results["ours"]["lookup_mean_ms"] = 1000 * float(metrics["churn_feature_lookup_seconds_sum"]) / float(
+            metrics["churn_feature_lookup_seconds_count"])
     finally:
         for p in procs:
             p.terminate()
             p.wait(30)
         pg.stop()
-        tmp.cleanup()
+        if tmp is not None:
+            tmp.cleanup()
 
     ours, bare = results["ours"], results["bare"]
     print(f"\nonline benchmark: single-customer requests on loopback, {os.cpu_count()} cores, one server worker")
@@ -218,6 +239,7 @@ def main() -> int:
           f"{ours['p50_ms'] / bare['p50_ms']:>6.2f}x")
     print(f"{'p99 latency, sequential (ms)':38} {ours['p99_ms']:>10.2f} {bare['p99_ms']:>11.2f} "
           f"{ours['p99_ms'] / bare['p99_ms']:>6.2f}x  ours <= 10 ms")
+    print(f"{'  of which PostgreSQL lookup, mean (ms)':38} {ours['lookup_mean_ms']:>10.2f} {'-':>11}")
     for k in (4, 8):
         print(f"{f'throughput, {k} concurrent clients (req/s)':38} {ours[f'rps_{k}']:>10,.0f} {bare[f'rps_{k}']:>11,.0f} "
               f"{ours[f'rps_{k}'] / bare[f'rps_{k}']:>7.0%}  >= 70 % of bare")
