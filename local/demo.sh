@@ -4,7 +4,8 @@
 # quarantine -> silver -> gold features and labels), imports the real Telco snapshot, trains a model
 # and promotes it to champion (MLflow), starts a local PostgreSQL under CHURN_HOME unless
 # CHURN_PG_URL is set, then runs the churn_nightly DAG through Airflow (local profile) for the last
-# few days: score everyone with the champion and publish to PostgreSQL for CRM teams.
+# few days: score everyone with the champion and publish to PostgreSQL for CRM teams. Last, starts
+# `churn serve` (KServe) for a moment and asks it for one customer over v1 and over v2.
 # Knobs: DEMO_CUSTOMERS, DEMO_DAYS, DEMO_NIGHTS, CHURN_HOME, CHURN_PG_URL, CHURN_LABEL_HORIZON_DAYS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,18 +29,18 @@ rm -rf "$CHURN_HOME/lake" "$CHURN_HOME/raw" "$CHURN_HOME/oracle" "$CHURN_HOME/re
 mkdir -p "$CHURN_HOME/airflow"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1/7 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
+step "1/8 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
 $CHURN generate --customers "$CUSTOMERS" --start "$START" --days "$DAYS" --seed 42 \
   --defects all --defect-rate 0.005 > "$CHURN_HOME/generate.json"
 
-step "2/7 building the lakehouse history $START..$HISTORY_END (weekly snapshots, $CHURN_LABEL_HORIZON_DAYS-day labels)"
+step "2/8 building the lakehouse history $START..$HISTORY_END (weekly snapshots, $CHURN_LABEL_HORIZON_DAYS-day labels)"
 $CHURN run --start "$START" --end "$HISTORY_END" --every 7
 
-step "3/7 importing the real IBM Telco snapshot through local/specs/telco.yaml"
+step "3/8 importing the real IBM Telco snapshot through local/specs/telco.yaml"
 $CHURN import-snapshot --spec local/specs/telco.yaml > /dev/null
 $CHURN tables 2>/dev/null
 
-step "4/7 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
+step "4/8 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
 if $PY -c "from churn.settings import load_settings; from ml.registry import Registry; import sys; \
 s = load_settings(); sys.exit(0 if Registry(s).alias_version(s.model_name, 'champion') else 1)" 2>/dev/null; then
   echo "a champion exists: keeping it"
@@ -47,7 +48,7 @@ else
   $CHURN train
 fi
 
-step "5/7 PostgreSQL for the published scores"
+step "5/8 PostgreSQL for the published scores"
 OWN_PG=0
 if [ -z "${CHURN_PG_URL:-}" ]; then
   OWN_PG=1
@@ -65,7 +66,7 @@ else
 fi
 $CHURN db upgrade
 
-step "6/7 the churn_nightly DAG through Airflow (local profile) for $NIGHTS nights up to $END"
+step "6/8 the churn_nightly DAG through Airflow (local profile) for $NIGHTS nights up to $END"
 export AIRFLOW_HOME="$CHURN_HOME/airflow" AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False
 export CHURN_AIRFLOW_PROFILE=local CHURN_PLATFORM_PYTHON="$PY"
 export CHURN_LAKE_URI=${CHURN_LAKE_URI:-$CHURN_HOME/lake}
@@ -89,7 +90,7 @@ for i in $(seq "$NIGHTS" -1 1); do
   echo "   night of $D: every task succeeded in $(( $(date +%s) - t0 )) s"
 done
 
-step "7/7 what the CRM team sees"
+step "7/8 what the CRM team sees"
 PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1 || true)
 PSQL=${PSQL:-psql}
 CRM_URL=$CHURN_PG_URL
@@ -116,6 +117,53 @@ with psycopg.connect(sys.argv[1]) as conn:
         why = "; ".join(f"{r['description']}: {r['value']}" for r in reasons)
         print(f"  {cid}  p={p:.3f} {band:6}  {why}")
 PYEOF
+step "8/8 online: \`churn serve\` (KServe ModelServer) answers by customer id, v1 and v2 protocols"
+kill $GATEWAY_PID 2>/dev/null || true  # the nightly's JVM is not needed any more
+SERVE_PORT=${DEMO_SERVE_PORT:-$($PY -c 'from churn.services import free_port; print(free_port())')}
+$CHURN serve --port "$SERVE_PORT" > "$CHURN_HOME/serve.log" 2>&1 &
+SERVE_PID=$!
+trap 'kill $GATEWAY_PID $SERVE_PID 2>/dev/null || true' EXIT
+$PY - "$SERVE_PORT" "$SERVE_PID" "$CHURN_HOME/serve.log" <<'PYEOF'
+import json, os, sys, time, urllib.request
+from churn.db import connect
+from churn.settings import load_settings
+port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+base = f"http://127.0.0.1:{port}"
+def call(path, body=None):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode() if body else None,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+deadline = time.time() + 180
+while True:
+    try:
+        call("/v2/models/churn/ready"); break
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            sys.exit(f"churn serve exited; its log: {log}")
+        if time.time() > deadline:
+            sys.exit(f"churn serve did not become ready in 180 s; its log: {log}")
+        time.sleep(0.5)
+with connect(load_settings()) as conn:
+    (cid,) = conn.execute("SELECT customer_id FROM churn.customer_scores_latest "
+                          "ORDER BY churn_probability DESC LIMIT 1").fetchone()
+v1 = call("/v1/models/churn:predict", {"instances": [{"customer_id": cid},
+          {"customer_id": cid, "overrides": {"contract": "Two year"}}]})["predictions"]
+for label, r in zip(("as stored", "what if: two-year contract"), v1):
+    why = "; ".join(f"{x['description']}: {x['value']}" for x in r["reasons"])
+    print(f"  v1 {cid} {label:27} p={r['churn_probability']:.3f} {r['risk_band']:6}  model v{r['model_version']}, "
+          f"features of {r['feature_snapshot_date']}  ({why})"[:220])
+v2 = call("/v2/models/churn/infer", {"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [1],
+                                                 "data": [cid]}]})
+outs = {o["name"]: o["data"][0] for o in v2["outputs"]}
+print(f"  v2 {cid} churn_probability={outs['churn_probability']:.3f} risk_band={outs['risk_band']} "
+      f"model_version={v2['model_version']}")
+PYEOF
+kill $SERVE_PID 2>/dev/null || true
+wait $SERVE_PID 2>/dev/null || true
+
 echo
 echo "Scores (Delta):  $CHURN_LAKE_URI/gold/customer_scores   (one partition per night)"
 echo "Scores (CRM):    churn.customer_scores (history), churn.customer_scores_latest, churn.scoring_runs"
@@ -123,6 +171,7 @@ echo "A CRM analyst:   $PSQL \"$CRM_URL\" -c \"SELECT customer_id, churn_probabi
 echo "Validation:      $CHURN_HOME/reports/validation/data_docs/index.html (GX data docs)"
 echo "Evaluation:      $(ls -d "$CHURN_HOME"/reports/training/churn/* | tail -1)/report.html"
 echo "MLflow UI:       .venv/platform/bin/mlflow ui --backend-store-uri sqlite:///$CHURN_HOME/mlflow/mlflow.db"
+echo "Online:          CHURN_HOME=$CHURN_HOME .venv/platform/bin/churn serve --port 8080   (then the curl calls in the README)"
 echo "Airflow:         AIRFLOW_HOME=$AIRFLOW_HOME .venv/airflow/bin/airflow dags list-runs churn_nightly"
 if [ "$OWN_PG" = 1 ]; then
   echo "PostgreSQL is left running for you; stop it with: CHURN_HOME=$CHURN_HOME $CHURN db stop"
