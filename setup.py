@@ -12,7 +12,7 @@ setup(
     description="Batch-first churn prediction platform: Spark + Delta lakehouse, XGBoost, MLflow, KServe",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["churn", "churn.*", "spark_jobs", "spark_jobs.*", "ml", "ml.*"]),
-    package_data={"spark_jobs": ["expectations/*.json", "jars/pom.xml"], "churn": ["db/migrations/*.sql"]},
+    package_data={"spark_jobs": ["expectations/*.json", "jars/pom.xml"], "churn": ["warehouse/migrations/*.sql", "core/pipelines.yaml"]},
     install_requires=[
         "pyspark", "delta-spark", "pandas", "pyarrow", "numpy", "pyyaml",
         "great-expectations", "deltalake", "xgboost-cpu", "mlflow", "kfp", "scikit-learn", "matplotlib", "psycopg",

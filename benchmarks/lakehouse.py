@@ -32,9 +32,9 @@ from _common import PeakRSS  # noqa: E402
 
 
 def worker(customers: int, days: int, home: Path) -> dict:
-    from churn.generate import GeneratorConfig, generate
-    from churn.settings import load_settings
-    from churn.spark import get_spark
+    from churn.simulator import GeneratorConfig, generate
+    from churn.core.settings import load_settings
+    from spark_jobs.session import get_spark
     from spark_jobs import build_features, ingest, silver, validate
 
     mem = PeakRSS()

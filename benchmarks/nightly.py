@@ -83,7 +83,7 @@ class PeakByRole:
 
 
 def settings_for(home: Path, **extra):
-    from churn.settings import load_settings
+    from churn.core.settings import load_settings
 
     env = {"CHURN_HOME": str(home), "CHURN_SPARK_DRIVER_MEMORY": os.environ.get("BENCH_DRIVER_MEMORY", "8g"),
            "CHURN_SPARK_SHUFFLE_PARTITIONS": "8", "CHURN_LABEL_HORIZON_DAYS": "7"}
@@ -110,7 +110,7 @@ def bare_scoring(s, descriptions: dict[str, str]) -> dict:
     import xgboost as xgb
     from deltalake import write_deltalake
 
-    from churn.lake import delta_table
+    from churn.core.lake import delta_table
     from ml.registry import Registry
 
     model = Registry(s).load(s.model_name, "champion")
@@ -165,7 +165,7 @@ def publish_baselines(s, pg_url: str, sample: int) -> dict:
     import psycopg
     import sqlalchemy
 
-    from churn.publish import _csv, _day, flatten_reasons
+    from churn.warehouse.publish import _csv, _day, flatten_reasons
 
     meta, dataset, flt = _day(s, D1)
     parts = [flatten_reasons(b)[0] for b in dataset.to_batches(columns=["customer_id", "churn_probability", "risk_decile",
@@ -202,15 +202,16 @@ def main() -> int:
     ap.add_argument("--to-sql-sample", type=int, default=100_000)
     ap.add_argument("--home", help="keep the benchmark's state here (default: a temporary folder)")
     args = ap.parse_args()
-    from churn.generate import GeneratorConfig, generate
-    from churn.features import FEATURES
-    from churn.logs import setup as setup_logs
-    from churn.publish import publish
-    from churn.services import Postgres, free_port
-    from churn.spark import get_spark
+    from churn.core.feature_defs import FEATURES
+    from churn.core.logs import setup as setup_logs
+    from churn.core.net import free_port
+    from churn.runner import build_lakehouse
+    from churn.simulator import GeneratorConfig, generate
+    from churn.warehouse.publish import publish
+    from churn.warehouse.server import Postgres
     from ml import train
     from spark_jobs import score
-    from spark_jobs.pipeline import STEPS, run_steps
+    from spark_jobs.session import get_spark
 
     setup_logs()
     tmp = tempfile.TemporaryDirectory(prefix="bench-nightly-")
@@ -230,7 +231,7 @@ def main() -> int:
                                  oracle_dir=str(small / "oracle"), horizon=7))
         s_small, _ = settings_for(small)
         spark = get_spark(s_small, "bench-nightly")
-        run_steps(spark, s_small, D0, D0 + dt.timedelta(days=27), list(STEPS), every=7)
+        build_lakehouse(s_small, D0, D0 + dt.timedelta(days=27), spark=spark, every=7)
         trained = train.run(s_small)
         assert trained["decision"] == "promoted", trained
 
@@ -238,7 +239,7 @@ def main() -> int:
         big = base / "big"
         generate(GeneratorConfig(customers=n, start=D0, days=2, seed=1, out=str(big / "raw"), oracle_dir=str(big / "oracle")))
         s, env = settings_for(big, mlflow_uri=s_small.mlflow_tracking_uri, pg_url=pg_url)
-        run_steps(spark, s, D0, D0, list(STEPS))
+        build_lakehouse(s, D0, D0, spark=spark)
 
         say(f"1/3 end to end: churn nightly --date {D1} ({n:,} customers) as its own process")
         t0 = time.perf_counter()

@@ -131,25 +131,20 @@ def bare_server(port: int, model_dir: str) -> None:
 
 def setup(s, base: Path) -> None:
     """A champion trained on a small generated lakehouse; its last day scored and published."""
-    from churn import db
-    from churn.generate import GeneratorConfig, generate
-    from churn.publish import publish
-    from churn.spark import get_spark
+    from churn.runner import build_lakehouse, run_pipeline
+    from churn.simulator import GeneratorConfig, generate
     from ml import train
     from ml.registry import Registry
-    from spark_jobs import score
-    from spark_jobs.pipeline import STEPS, run_steps
+    from spark_jobs.session import get_spark
 
     say(f"set-up: 20k customers, {DAYS} days, champion, {NIGHT} scored and published")
     generate(GeneratorConfig(customers=20_000, start=D0, days=DAYS, seed=3, out=s.raw_uri,
                              oracle_dir=str(base / "home" / "oracle"), horizon=7))
     spark = get_spark(s, "bench-online")
-    run_steps(spark, s, D0, NIGHT, list(STEPS), every=7)
+    build_lakehouse(s, D0, NIGHT, spark=spark, every=7)
     assert train.run(s)["decision"] == "promoted"
-    score.run(spark, s, NIGHT)
+    run_pipeline(s, NIGHT, steps=["db_upgrade", "score", "publish"], spark=spark)  # the nightly's own steps
     spark.stop()
-    db.upgrade(s)
-    publish(s, NIGHT)
     Registry(s).load(s.model_name, "champion").save(base / "model")
     (base / "ready").write_text("set-up complete\n")
 
@@ -168,9 +163,10 @@ def main() -> int:
     import psycopg
     from deltalake import DeltaTable
 
-    from churn.logs import setup as setup_logs
-    from churn.services import Postgres, free_port
-    from churn.settings import load_settings
+    from churn.core.logs import setup as setup_logs
+    from churn.core.net import free_port
+    from churn.core.settings import load_settings
+    from churn.warehouse.server import Postgres
     from ml.registry import Registry
 
     setup_logs()

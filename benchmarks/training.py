@@ -47,7 +47,7 @@ def synthesise(rows: int, home: Path, seed: int = 0) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    from churn.features import FEATURES
+    from churn.core.feature_defs import FEATURES
 
     rng = np.random.default_rng(seed)
     per = rows // SNAPSHOTS
@@ -86,7 +86,7 @@ def worker(rows: int, home: Path) -> dict:
     import mlflow
     import xgboost as xgb
 
-    from churn.settings import load_settings
+    from churn.core.settings import load_settings
     from ml import train
     from ml.dataset import LABEL
     from ml.model import TrainParams

@@ -1,7 +1,13 @@
-"""Churn prediction platform: settings, command line, data generator and shared definitions.
+"""Churn prediction platform.
 
-Pipeline steps live in :mod:`spark_jobs` (lakehouse) and :mod:`ml` (training, scoring, serving);
-this package holds what they share.
+Layers, from the bottom (``.importlinter`` enforces them):
+
+* ``churn.core``: the base (settings, errors, dates, features, lake paths, the pipeline declaration);
+* ``ml``: the model lifecycle (training, registry, scoring functions, the online predictor);
+* ``spark_jobs`` (lakehouse jobs), ``churn.warehouse`` (PostgreSQL publishing) and
+  ``churn.simulator`` (generated customer bases), independent of each other;
+* ``churn.runner``: runs a declared pipeline in one process;
+* ``churn.cli``: the ``churn`` command.
 """
 
 __version__ = "0.1.0"

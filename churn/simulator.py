@@ -49,14 +49,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churn import sources as S
-from churn.errors import InputError
+from churn.core import sources as S
+from churn.core.sources import DEFECT_KINDS, DRIFT_KINDS
+from churn.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
 CHUNK = 250_000  # part of the output contract: changing it changes the generated data
-DEFECT_KINDS = ("nulls", "duplicates", "bad_dates", "unknown_categories", "late_rows", "future_dates")
-DRIFT_KINDS = ("price_rise", "competitor")
 
 
 @dataclass

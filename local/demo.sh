@@ -41,7 +41,7 @@ $CHURN import-snapshot --spec local/specs/telco.yaml > /dev/null
 $CHURN tables 2>/dev/null
 
 step "4/8 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
-if $PY -c "from churn.settings import load_settings; from ml.registry import Registry; import sys; \
+if $PY -c "from churn.core.settings import load_settings; from ml.registry import Registry; import sys; \
 s = load_settings(); sys.exit(0 if Registry(s).alias_version(s.model_name, 'champion') else 1)" 2>/dev/null; then
   echo "a champion exists: keeping it"
 else
@@ -119,14 +119,14 @@ with psycopg.connect(sys.argv[1]) as conn:
 PYEOF
 step "8/8 online: \`churn serve\` (KServe ModelServer) answers by customer id, v1 and v2 protocols"
 kill $GATEWAY_PID 2>/dev/null || true  # the nightly's JVM is not needed any more
-SERVE_PORT=${DEMO_SERVE_PORT:-$($PY -c 'from churn.services import free_port; print(free_port())')}
+SERVE_PORT=${DEMO_SERVE_PORT:-$($PY -c 'from churn.core.net import free_port; print(free_port())')}
 $CHURN serve --port "$SERVE_PORT" > "$CHURN_HOME/serve.log" 2>&1 &
 SERVE_PID=$!
 trap 'kill $GATEWAY_PID $SERVE_PID 2>/dev/null || true' EXIT
 $PY - "$SERVE_PORT" "$SERVE_PID" "$CHURN_HOME/serve.log" <<'PYEOF'
 import json, os, sys, time, urllib.request
-from churn.db import connect
-from churn.settings import load_settings
+from churn.core.pg import connect
+from churn.core.settings import load_settings
 port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 base = f"http://127.0.0.1:{port}"
 def call(path, body=None):

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn.errors import InputError
-from churn.lake import delta_table
-from churn.settings import Settings
-from ml.model import CATEGORICAL, FeatureSpec
+from churn.core.errors import InputError
+from churn.core.lake import delta_table
+from churn.core.settings import Settings
+from churn.core.feature_defs import CATEGORICAL
+from ml.model import FeatureSpec
 
 log = logging.getLogger("ml.dataset")
 LABEL = "churned"
@@ -78,7 +79,7 @@ class TrainingSet:
 
 # ---- reading the lakehouse -----------------------------------------------------------------
 def lakehouse_features() -> list[FeatureSpec]:
-    from churn.features import FEATURES
+    from churn.core.feature_defs import FEATURES
 
     return [FeatureSpec(f.name, f.kind) for f in FEATURES]
 
@@ -225,7 +226,7 @@ def from_lakehouse(settings: Settings, start: dt.date | None = None, end: dt.dat
 
 
 def from_spec(settings: Settings, spec_path: str | Path, seed: int = 42) -> TrainingSet:
-    from spark_jobs.import_snapshot import load_spec, map_snapshot, read_source
+    from churn.core.specs import load_spec, map_snapshot, read_source
 
     spec = load_spec(spec_path)
     mapped = map_snapshot(read_source(spec), spec)

@@ -110,7 +110,7 @@ def evaluate(model, test: pd.DataFrame, label: str = "churned", max_contrib_rows
 
     y = test[label].to_numpy().astype(int)
     if len(np.unique(y)) < 2:
-        from churn.errors import InputError
+        from churn.core.errors import InputError
 
         raise InputError(f"the evaluation rows hold a single class ({label} = {int(y[0]) if len(y) else 'none'}): "
                          "ROC-AUC is undefined; widen the window or the test period")
@@ -158,7 +158,6 @@ def oracle_comparison(oracle_dir: str | Path, test: pd.DataFrame, model_auc: flo
 
 
 # ---- plots and report ----------------------------------------------------------------------
-PLOTS = ("roc", "pr", "calibration", "gains", "importance")
 
 
 def write_outputs(ev: Evaluation, folder: str | Path, title: str, context: dict | None = None) -> dict[str, Path]:

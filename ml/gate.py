@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from churn.settings import GATE_METRICS, Settings
+from churn.core.settings import GATE_METRICS, Settings
 
 
 @dataclass

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from churn.errors import InputError
+from churn.core.errors import InputError
+from churn.core.feature_defs import CATEGORICAL
 
 log = logging.getLogger("ml.model")
-NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
 @dataclass(frozen=True)

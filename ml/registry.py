@@ -29,12 +29,17 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 
-from churn.errors import ChurnError, InputError
-from churn.settings import Settings
-from ml.model import CATEGORICAL, ChurnModel
+from churn.core.errors import ChurnError, InputError
+from churn.core.settings import Settings
+from churn.core.feature_defs import CATEGORICAL
+from ml.model import ChurnModel
 
 log = logging.getLogger("ml.registry")
 CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class NoChampion(InputError):
+    """The registered model has no champion (nothing to score or serve with)."""
 
 
 class RegistryUnavailable(ChurnError):
@@ -157,6 +162,14 @@ class Registry:
             return str(self.client.get_model_version_by_alias(name, alias).version)
         except MlflowException:
             return None
+
+    def champion_version(self, name: str) -> str:
+        """The version the ``champion`` alias points at; NoChampion when there is none."""
+        version = self.alias_version(name, CHAMPION)
+        if version is None:
+            raise NoChampion(f"model {name} has no champion in MLflow ({self.settings.mlflow_tracking_uri}): "
+                             "train one (`churn train`) or promote a version (`churn promote --version V`)")
+        return version
 
     def load(self, name: str, version_or_alias: str) -> ChurnModel:
         """The ChurnModel of a registered version (``"3"``) or alias (``"champion"``)."""

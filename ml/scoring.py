@@ -8,15 +8,18 @@ import datetime as dt
 
 import pandas as pd
 
-REASONS = 3
+from churn.core.scores import REASONS, risk_band
 
 
-def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: dict[str, str]) -> pd.DataFrame:
-    """Probabilities and top reasons for a batch of feature rows (pure pandas: also the online path)."""
+def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: dict[str, str],
+                bands: list[float]) -> pd.DataFrame:
+    """Probability, risk band and top reasons for a batch of feature rows (pure pandas: also the online
+    path). ``bands`` are the two probability thresholds of ``Settings.risk_bands``."""
     import numpy as np
 
     if frame.empty:
-        return pd.DataFrame({"customer_id": [], "score_date": [], "churn_probability": [], "reasons": []})
+        return pd.DataFrame({"customer_id": [], "score_date": [], "churn_probability": [], "risk_band": [],
+                             "reasons": []})
     contrib = model.contribution_values(frame)
     feats = model.feature_names
     values = contrib[:, :-1]
@@ -37,7 +40,7 @@ def score_frame(model, frame: pd.DataFrame, score_date: dt.date, descriptions: d
                         "value": None if pd.isna(v) else _fmt(v), "contribution": round(c, 6)})
         reasons.append(row)
     return pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "score_date": score_date,
-                         "churn_probability": prob, "reasons": reasons})
+                         "churn_probability": prob, "risk_band": risk_band(prob, bands), "reasons": reasons})
 
 
 def _fmt(v) -> str:

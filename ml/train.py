@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn.settings import Settings
+from churn.core.settings import Settings
 from ml.dataset import LABEL, TrainingSet, from_lakehouse, from_spec
 from ml.evaluate import Evaluation, evaluate, oracle_comparison, write_outputs
 from ml.gate import Policy, decide
@@ -32,7 +32,7 @@ def prepare(settings: Settings, start: dt.date | None = None, end: dt.date | Non
     if spec:
         return from_spec(settings, spec, seed=seed)
     if start and end and end < start:
-        from churn.errors import InputError
+        from churn.core.errors import InputError
 
         raise InputError(f"--end {end} is before --start {start}")
     return from_lakehouse(settings, start, end, seed=seed)
@@ -160,7 +160,7 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
 
 # ---- the same steps over artifacts (Kubeflow components) -----------------------------------
 def prepare_step(settings: Settings, start: str, end: str, spec: str, seed: int, out: str) -> dict:
-    from spark_jobs.common import parse_date
+    from churn.core.dates import parse_date
 
     ts = prepare(settings, parse_date(start, "start") if start else None, parse_date(end, "end") if end else None,
                  spec or None, seed)

@@ -15,11 +15,13 @@ import logging
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from churn.errors import InputError
-from churn.features import FEATURES, compute_features, snapshot_frame
-from churn.settings import Settings
-from churn.sources import SOURCES
-from spark_jobs.common import date_range, read_delta, replace_where, sql_dates, step_main
+from churn.core.errors import InputError
+from churn.core.feature_defs import FEATURES
+from spark_jobs.features import compute_features, snapshot_frame
+from churn.core.settings import Settings
+from churn.core.sources import SOURCES
+from churn.core.pipeline import StepRun
+from spark_jobs.common import read_delta, replace_where, sql_dates, spark_step_main
 
 log = logging.getLogger("spark_jobs.build_features")
 TABLE = ("gold", "customer_features")
@@ -67,11 +69,13 @@ def run(spark: SparkSession, settings: Settings, dates: list[dt.date]) -> dict:
     return counts
 
 
+def run_step(job: StepRun):
+    """The pipeline's ``features`` step (churn/core/pipelines.yaml)."""
+    return run(job.spark, job.settings, job.dates)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return step_main(
-        "build_features", __doc__.split("\n")[0],
-        lambda spark, s, a, b, args: run(spark, s, date_range(a, b, args.every)), argv, every=True,
-    )
+    return spark_step_main("features", run_step, argv)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 
-from churn.feature_defs import CATEGORICAL, DTYPES, FEATURE_NAMES, FEATURES, KEY_COLUMNS, NUMERIC, Feature
-
-__all__ = ["CATEGORICAL", "DTYPES", "FEATURE_NAMES", "FEATURES", "NUMERIC", "Feature", "KEY_COLUMNS",
-           "compute_features", "label_rows", "snapshot_frame"]
+from churn.core.feature_defs import FEATURES
 
 PROFILE_COLUMNS = (
     "gender", "senior_citizen", "partner", "dependents", "contract", "phone_service", "multiple_lines",

@@ -18,14 +18,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from churn.errors import InputError
-from churn.settings import Settings
-from churn.sources import SOURCES, Source
-from spark_jobs.common import date_range, path_exists, replace_where, step_main
+from churn.core.errors import InputError
+from churn.core.settings import Settings
+from churn.core.sources import SOURCES, Source
+from churn.core.dates import date_range
+from churn.core.pipeline import StepRun
+from spark_jobs.common import path_exists, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.ingest")
 CORRUPT = "_corrupt_record"
-BRONZE_META = ("ingest_date", "_source_file")
 
 
 def drop_folder(settings: Settings, source: str, d: dt.date) -> str:
@@ -123,8 +124,13 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     return IngestResult(counts)
 
 
+def run_step(job: StepRun):
+    """The pipeline's ``ingest`` step (churn/core/pipelines.yaml)."""
+    return run(job.spark, job.settings, job.start, job.end)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return step_main("ingest", __doc__.split("\n")[0], lambda spark, s, a, b, _: run(spark, s, a, b), argv)
+    return spark_step_main("ingest", run_step, argv)
 
 
 if __name__ == "__main__":

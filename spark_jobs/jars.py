@@ -11,8 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from churn.errors import SetupError
-from churn.settings import POM_PATH, Settings
+from churn.core.errors import SetupError
+from churn.core.settings import POM_PATH, Settings
 
 #: File-name prefixes that must be present for Delta, s3a and JDBC to work.
 REQUIRED_PREFIXES = ("delta-spark_", "delta-storage-", "hadoop-aws-", "bundle-", "postgresql-")

@@ -15,9 +15,10 @@ import logging
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from churn.features import label_rows
-from churn.settings import Settings
-from spark_jobs.common import is_delta, read_delta, replace_where, sql_dates, step_main
+from spark_jobs.features import label_rows
+from churn.core.settings import Settings
+from churn.core.pipeline import StepRun
+from spark_jobs.common import is_delta, read_delta, replace_where, sql_dates, spark_step_main
 
 log = logging.getLogger("spark_jobs.labels")
 TABLE = ("gold", "labels")
@@ -55,8 +56,13 @@ def run(spark: SparkSession, settings: Settings, run_date: dt.date) -> dict:
     return stats
 
 
+def run_step(job: StepRun):
+    """The pipeline's ``labels`` step (churn/core/pipelines.yaml)."""
+    return run(job.spark, job.settings, job.end)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return step_main("labels", __doc__.split("\n")[0], lambda spark, s, a, b, _: run(spark, s, b), argv)
+    return spark_step_main("labels", run_step, argv)
 
 
 if __name__ == "__main__":

@@ -21,22 +21,20 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from churn.errors import InputError
-from churn.settings import Settings
+from churn.core.errors import InputError
+from churn.core.feature_defs import CATEGORICAL, FEATURES
+from churn.core.settings import Settings
+from churn.core.pipeline import StepRun
 from ml.scoring import score_frame
-from spark_jobs.common import read_delta, replace_where, step_main
+from spark_jobs.common import read_delta, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.score")
 TABLE = ("gold", "customer_scores")
 SCORE_SCHEMA = (
-    "customer_id string, score_date date, churn_probability double, "
+    "customer_id string, score_date date, churn_probability double, risk_band string, "
     "reasons array<struct<feature:string,description:string,value:string,contribution:double>>"
 )
 _CACHE: dict[str, object] = {}  # per Python worker: model version -> ChurnModel
-
-
-class NoChampion(InputError):
-    """There is no champion model to score with."""
 
 
 def _model_from_payload(payload: dict):
@@ -59,14 +57,11 @@ def _model_from_payload(payload: dict):
 
 def champion_payload(settings: Settings) -> dict:
     """Load the champion on the driver; the dict (bytes + preprocessing + lineage) is what executors get."""
-    from ml.registry import CHAMPION, Registry
+    from ml.registry import Registry
 
     reg = Registry(settings)
     name = settings.model_name
-    version = reg.alias_version(name, CHAMPION)
-    if version is None:
-        raise NoChampion(f"model {name} has no champion in MLflow ({settings.mlflow_tracking_uri}): "
-                         "train one (`churn train`) or promote a version (`churn promote --version V`)")
+    version = reg.champion_version(name)
     mv = reg.client.get_model_version(name, version)
     model = reg.load(name, version)
     return {"name": name, "version": version, "run_id": mv.run_id or "", "version_key": f"{name}/{version}/{mv.run_id}",
@@ -75,8 +70,6 @@ def champion_payload(settings: Settings) -> dict:
 
 
 def check_signature(features: DataFrame, payload: dict, uri: str) -> None:
-    from ml.model import CATEGORICAL
-
     have = dict(features.dtypes)
     missing = [f for f in payload["features"] if f not in have]
     if missing:
@@ -100,12 +93,6 @@ def deciles(scored: DataFrame, rel_error: float = 1e-4) -> DataFrame:
     return scored.withColumn("risk_decile", expr.cast("int"))
 
 
-def risk_band(thresholds: list[float]) -> F.Column:
-    low, high = thresholds
-    p = F.col("churn_probability")
-    return F.when(p >= high, "high").when(p >= low, "medium").otherwise("low")
-
-
 def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
     uri_features = settings.table_uri("gold", "customer_features")
     features = read_delta(spark, uri_features, "gold/customer_features", "run the features step first")
@@ -114,22 +101,20 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
         raise InputError(f"gold/customer_features has no rows for {d}: build them first (`churn run --date {d}`)")
     payload = champion_payload(settings)
     check_signature(features, payload, uri_features)
-    from churn.features import FEATURES
-
     descriptions = {f.name: f.description for f in FEATURES}
+    bands = settings.risk_band_list
     bc = spark.sparkContext.broadcast(payload)
     cols = ["customer_id", *payload["features"]]
 
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = _model_from_payload(bc.value)
         for batch in batches:
-            yield score_frame(model, batch, d, descriptions)
+            yield score_frame(model, batch, d, descriptions, bands)
 
     scored = day.select(*cols).mapInPandas(score_batches, SCORE_SCHEMA).persist()
     try:
         n = scored.count()
         out = (deciles(scored)
-               .withColumn("risk_band", risk_band(settings.risk_band_list))
                .withColumn("model_name", F.lit(payload["name"]))
                .withColumn("model_version", F.lit(payload["version"]))
                .withColumn("model_run_id", F.lit(payload["run_id"]))
@@ -144,13 +129,13 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
     return {"date": str(d), "rows": n, "model": payload["name"], "version": payload["version"], "run_id": payload["run_id"]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    def one_date(spark, s, start, end, _):
-        if start != end:
-            raise InputError("score takes one --date (a backfill runs it per date)")
-        return run(spark, s, end)
+def run_step(job: StepRun):
+    """The pipeline's ``score`` step (churn/core/pipelines.yaml)."""
+    return run(job.spark, job.settings, job.date)
 
-    return step_main("score", __doc__.split("\n")[0], one_date, argv)
+
+def main(argv: list[str] | None = None) -> int:
+    return spark_step_main("score", run_step, argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
-from churn.jars import jar_paths
-from churn.settings import Settings
+from spark_jobs.jars import jar_paths
+from churn.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from churn.settings import Settings
-from churn.sources import DATE_FORMAT, SOURCES, Source
-from spark_jobs.common import is_delta, read_delta, step_main
+from churn.core.settings import Settings
+from churn.core.sources import DATE_FORMAT, SOURCES, Source
+from churn.core.pipeline import StepRun
+from spark_jobs.common import is_delta, read_delta, spark_step_main
 from spark_jobs.validate import passing_rows
 
 log = logging.getLogger("spark_jobs.silver")
@@ -98,8 +99,13 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     return out
 
 
+def run_step(job: StepRun):
+    """The pipeline's ``silver`` step (churn/core/pipelines.yaml)."""
+    return run(job.spark, job.settings, job.start, job.end)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return step_main("silver", __doc__.split("\n")[0], lambda spark, s, a, b, _: run(spark, s, a, b), argv)
+    return spark_step_main("silver", run_step, argv)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sys
 from functools import lru_cache
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from churn.errors import ValidationFailed
-from churn.settings import Settings
-from churn.sources import SOURCES
-from spark_jobs.common import read_delta, replace_where, step_main
+from churn.core.errors import ValidationFailed
+from churn.core.settings import Settings
+from churn.core.sources import SOURCES
+from churn.core.pipeline import StepRun
+from spark_jobs.common import read_delta, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.validate")
 SUITES_DIR = Path(__file__).resolve().parent / "expectations"
@@ -90,14 +92,26 @@ def passing_rows(bronze: DataFrame, source: str) -> DataFrame:
 
 
 class GXValidator:
-    """One ephemeral GX context for a validate run: each source's suite runs on its Spark batch, and
-    the data docs (every source of the run in one index) are rendered once at the end."""
+    """One ephemeral GX context for a validate run: each source's suite runs on its batch, and the
+    data docs (every source of the run in one index) are rendered once at the end.
 
-    def __init__(self, docs_dir: Path | None = None):
+    A batch of at most ``pandas_max_rows`` rows is handed to GX's pandas engine on the driver; a
+    larger one to its Spark engine. The suites and GX's verdicts are the same either way (tested in
+    tests/spark_jobs/test_validate.py); what differs is cost: the Spark engine runs Spark jobs for
+    every metric of every expectation, about 2-7 s per source however small the batch, while a
+    night's drop of a mid-sized base fits in a few MB of pandas.
+    """
+
+    def __init__(self, docs_dir: Path | None = None, pandas_max_rows: int = 0):
         import great_expectations as gx
+
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
         self.context = gx.get_context(mode="ephemeral")
+        # GX's "Calculating Metrics" bars are for a person at a terminal; in a task log (Airflow, a
+        # pod) they would be hundreds of lines a night, and the step logs one summary line instead
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=sys.stderr.isatty())
         self.docs = docs_dir is not None
         if docs_dir is not None:
             self.context.add_data_docs_site(
@@ -108,16 +122,24 @@ class GXValidator:
                     "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
                 },
             )
-        self.spark_source = self.context.data_sources.add_spark(name="bronze")
+        self.pandas_max_rows = pandas_max_rows
+        self.sources = {"spark": self.context.data_sources.add_spark(name="bronze"),
+                        "pandas": self.context.data_sources.add_pandas(name="bronze_on_driver")}
 
-    def validate(self, df: DataFrame, source: str) -> dict:
-        """Validate a Spark DataFrame with the source's GX suite; GX's result as a dict."""
+    def engine(self, rows: int) -> str:
+        return "pandas" if rows <= self.pandas_max_rows else "spark"
+
+    def validate(self, df: DataFrame, source: str, rows: int | None = None) -> dict:
+        """Validate a Spark DataFrame (``rows`` long, when known) with the source's GX suite; GX's
+        result as a dict."""
         gx = self._gx
+        engine = self.engine(rows) if rows is not None else "spark"
         suite = self.context.suites.add(gx.ExpectationSuite(**load_suite(source)))
-        batch_def = self.spark_source.add_dataframe_asset(name=source).add_batch_definition_whole_dataframe("batch")
+        batch_def = self.sources[engine].add_dataframe_asset(name=source).add_batch_definition_whole_dataframe("batch")
         vdef = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{source}_validation", data=batch_def, suite=suite))
-        return vdef.run(batch_parameters={"dataframe": df}).to_json_dict()
+        data = df.toPandas() if engine == "pandas" else df
+        return vdef.run(batch_parameters={"dataframe": data}).to_json_dict()
 
     def build_docs(self) -> None:
         if self.docs:
@@ -161,13 +183,16 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     out_dir.mkdir(parents=True, exist_ok=True)
     docs_dir = Path(settings.reports_dir) / "validation" / "data_docs"
     rejected, problems, summary = [], [], {}
-    gx_run = GXValidator(docs_dir)
+    gx_run = GXValidator(docs_dir, settings.validation_pandas_max_rows)
     for source in SOURCES:
         bronze = read_delta(spark, settings.table_uri("bronze", source), f"bronze/{source}",
                             "run the ingest step for this date first").where(predicate)
-        batch = validation_frame(bronze).cache()  # GX runs one Spark job per metric on it
+        batch = validation_frame(bronze).cache()  # the Spark engine runs one Spark job per metric on it
         try:
-            result = gx_run.validate(batch, source)
+            rows = batch.count()
+            log.info("validating %d %s row(s) of %s..%s with GX's %s engine", rows, source, start, end,
+                     gx_run.engine(rows))
+            result = gx_run.validate(batch, source, rows)
         finally:
             batch.unpersist()
         (out_dir / f"{source}.json").write_text(json.dumps(result, indent=1, default=str))
@@ -203,8 +228,13 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     return {"quarantined": counts, "reports": str(out_dir), "data_docs": str(docs_dir / "index.html")}
 
 
+def run_step(job: StepRun):
+    """The pipeline's ``validate`` step (churn/core/pipelines.yaml)."""
+    return run(job.spark, job.settings, job.start, job.end)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return step_main("validate", __doc__.split("\n")[0], lambda spark, s, a, b, _: run(spark, s, a, b), argv)
+    return spark_step_main("validate", run_step, argv)
 
 
 if __name__ == "__main__":

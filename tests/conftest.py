@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from churn.services import Postgres, S3Server, free_port
-from churn.settings import Settings, load_settings
+from churn.core.net import free_port
+from churn.core.settings import Settings, load_settings
+from churn.warehouse.server import Postgres
+from tests.support.servers import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TELCO = SHARED / "data" / "telco_customer_churn.csv"
+TELCO = ROOT / "local" / "data" / "telco_customer_churn.csv"  # shipped in the repo (local/data/README.md)
 BUCKET = "churn-lake"
+#: Fixtures that start the JVM: a test using any of them is `slow` (`make test-fast` leaves it out).
+JVM_FIXTURES = {"spark", "lakehouse", "ml_lake", "champion"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if JVM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +70,7 @@ def make_settings(s3):
 
 @pytest.fixture(scope="session")
 def spark(make_settings, tmp_path_factory):
-    from churn.spark import get_spark
+    from spark_jobs.session import get_spark
 
     session = get_spark(make_settings(tmp_path_factory.mktemp("spark-home")), "churn-tests")
     yield session
@@ -69,31 +79,59 @@ def spark(make_settings, tmp_path_factory):
 
 def generate_base(out_home: Path, customers: int, start: dt.date, days: int, seed: int = 7, **kw):
     """Generate raw drops under <home>/raw (and the oracle under <home>/oracle)."""
-    from churn.generate import GeneratorConfig, generate
+    from churn.simulator import GeneratorConfig, generate
 
     cfg = GeneratorConfig(customers=customers, start=start, days=days, seed=seed, out=str(out_home / "raw"),
                           oracle_dir=str(out_home / "oracle"), **kw)
     return generate(cfg)
 
 
-# A generated lakehouse with closed label horizons (10k customers, weekly snapshots over 10 weeks,
-# 14-day labels, the oracle), built once per session: training, scoring and publishing read it.
+# THE generated lakehouse of a test session, built once with the range path and the session's Spark:
+# 10k customers x 70 days with every kind of export defect (at 0.5 %), 14-day labels and the oracle.
+# It is built as two arriving batches of nights (days 0-34, then 35-69, weekly snapshots), so the
+# lakehouse tests see late rows land on dates already built; the ML, scoring, publishing and serving
+# tests train and score on the same tables.
 ML_D0 = dt.date(2026, 1, 1)
 ML_DAYS = 70
 ML_HORIZON = 14
 ML_CUSTOMERS = 10000
+LAKE_PHASE_A_END = ML_D0 + dt.timedelta(days=34)
+LAKE_DEFECT_RATE = 0.005
+
+
+@dataclass
+class SharedLake:
+    home: Path
+    settings: Settings
+    manifest: object  # the generator's counts of what it exported
+    after_phase_a: dict  # what the tables held before the second batch of nights arrived
 
 
 @pytest.fixture(scope="session")
-def ml_lake(spark, make_settings, tmp_path_factory):
-    """gold/customer_features weekly over 10 weeks, labels with a 14-day horizon, and the oracle."""
-    home = tmp_path_factory.mktemp("ml-lake")
-    generate_base(home, ML_CUSTOMERS, ML_D0, ML_DAYS, seed=5, horizon=ML_HORIZON)
-    settings = make_settings(home, label_horizon_days=ML_HORIZON)
-    from spark_jobs.pipeline import STEPS, run_steps
+def lakehouse(spark, make_settings, tmp_path_factory) -> SharedLake:
+    from churn.core.lake import delta_table
+    from churn.core.sources import DEFECT_KINDS
+    from churn.runner import build_lakehouse
 
-    run_steps(spark, settings, ML_D0, ML_D0 + dt.timedelta(days=ML_DAYS - 1), list(STEPS), every=7)
-    return home
+    home = tmp_path_factory.mktemp("lakehouse")
+    manifest = generate_base(home, ML_CUSTOMERS, ML_D0, ML_DAYS, seed=5, horizon=ML_HORIZON, defects=DEFECT_KINDS,
+                             defect_rate=LAKE_DEFECT_RATE)
+    settings = make_settings(home, label_horizon_days=ML_HORIZON)
+    build_lakehouse(settings, ML_D0, LAKE_PHASE_A_END, spark=spark, every=7)
+    snap = ML_D0 + dt.timedelta(days=14)
+    after_a = {
+        "snapshot": snap,
+        "features": delta_table(settings, "gold", "customer_features").to_pandas(filters=[("snapshot_date", "=", snap)]),
+    }
+    build_lakehouse(settings, LAKE_PHASE_A_END + dt.timedelta(days=1), ML_D0 + dt.timedelta(days=ML_DAYS - 1),
+                    spark=spark, every=7)
+    return SharedLake(home, settings, manifest, after_a)
+
+
+@pytest.fixture(scope="session")
+def ml_lake(lakehouse) -> Path:
+    """The home of the session's lakehouse (its lake, raw drops and oracle): what ML tests read."""
+    return lakehouse.home
 
 
 @pytest.fixture(scope="session")

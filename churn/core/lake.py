@@ -1,8 +1,9 @@
-"""Reading lakehouse tables without a JVM (delta-rs): small tools, training, publishing."""
+"""The lakehouse's tables, and reading them without a JVM (delta-rs): small tools, training, publishing."""
 
 from __future__ import annotations
 
-from churn.settings import Settings
+from churn.core.settings import Settings
+from churn.core.sources import SOURCES
 
 
 def delta_table(settings: Settings, layer: str, name: str, version: int | None = None):
@@ -17,3 +18,10 @@ def delta_table(settings: Settings, layer: str, name: str, version: int | None =
                           storage_options=settings.s3_storage_options() if settings.is_s3 else None)
     except TableNotFoundError:
         return None
+
+
+#: Every table the nightly pipeline builds, layer by layer (``churn tables`` lists them).
+LAKE_TABLES: list[tuple[str, str]] = (
+    [("bronze", n) for n in SOURCES] + [("quarantine", "rejected_rows")] + [("silver", n) for n in SOURCES]
+    + [("gold", "customer_features"), ("gold", "labels"), ("gold", "customer_scores")]
+)

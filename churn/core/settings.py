@@ -18,9 +18,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from churn.errors import ConfigError
+from churn.core.errors import ConfigError
+from churn.core.pipeline import platform_defaults
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POM_PATH = _PROJECT_ROOT / "spark_jobs" / "jars" / "pom.xml"
 #: Metrics the promotion gate can compare on, and whether higher ("max") or lower ("min") is better.
 GATE_METRICS = {"roc_auc": "max", "pr_auc": "max", "log_loss": "min", "brier": "min"}
@@ -37,7 +38,8 @@ def _default_jars_dir() -> str:
 class Settings:
     """Where the platform keeps its state. Every field maps to ``CHURN_<FIELD>`` (upper case)."""
 
-    home: str = ".churn"
+    #: Where the embedded profile keeps everything (default from churn/core/pipelines.yaml: .churn).
+    home: str = ""
     #: Lakehouse root: a folder, ``file:///...`` or ``s3a://bucket/prefix``.
     lake_uri: str = ""
     #: Raw landing zone the operational exports are dropped into (one folder per source and date).
@@ -71,6 +73,10 @@ class Settings:
     #: (a day's few cancellations) are quarantined row by row and warned about, since a rate over a
     #: dozen rows is noise.
     validation_min_rows: int = 200
+    #: A source's batch of at most this many rows is validated by GX's pandas engine on the driver
+    #: (same suites, same verdicts, no Spark job per metric); a larger one by GX's Spark engine.
+    #: 0: always Spark.
+    validation_pandas_max_rows: int = 500_000
     #: Registered model name in MLflow; its aliases ``champion`` and ``challenger`` drive scoring.
     model_name: str = "churn"
     #: Artifact root of new MLflow experiments. Empty: ``<home>/mlflow/artifacts`` with the local
@@ -88,8 +94,11 @@ class Settings:
     publish_connections: int = 2
     #: Nights of online features kept in PostgreSQL (the predictor reads the newest; older ones are dropped).
     online_features_keep: int = 3
-    #: Container image of the platform (Spark jobs, training components, predictor).
-    platform_image: str = "ghcr.io/churn-platform/platform:0.1.0"
+    #: Online predictor: most instances (v1) or rows (v2) one request may carry.
+    serve_max_batch: int = 100
+    #: Container image of the platform (Spark jobs, training components, predictor); the default is
+    #: the one churn/core/pipelines.yaml names for both environments.
+    platform_image: str = ""
     #: Kubeflow Pipelines API endpoint the training hand-off submits to (e.g. http://ml-pipeline:8888).
     kfp_host: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -206,10 +215,12 @@ def load_settings(config_file: str | None = None, env: Mapping[str, str] | None 
         if env.get(var, "") != "":
             values[name] = _coerce(name, env[var], f"environment variable {var}")
 
-    home = Path(values.get("home", Settings.home)).expanduser()
+    defaults = platform_defaults()
+    home = Path(values.get("home", defaults["home"])).expanduser()
     home = home if home.is_absolute() else (Path.cwd() / home)
     values["home"] = str(home)
-    values.setdefault("lake_uri", str(home / "lake"))
+    values.setdefault("lake_uri", defaults["lake"].format(home=home))
+    values.setdefault("platform_image", defaults["image"])
     values.setdefault("raw_uri", str(home / "raw"))
     values.setdefault("reports_dir", str(home / "reports"))
     values.setdefault("jars_dir", _default_jars_dir())
@@ -221,8 +232,12 @@ def load_settings(config_file: str | None = None, env: Mapping[str, str] | None 
 def _validate(s: Settings) -> None:
     if s.label_horizon_days < 1:
         raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
+    if s.validation_pandas_max_rows < 0:
+        raise ConfigError(f"validation_pandas_max_rows must be >= 0, got {s.validation_pandas_max_rows}")
     if s.validation_min_rows < 0:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
+    if not 1 <= s.serve_max_batch <= 10_000:
+        raise ConfigError(f"serve_max_batch must be between 1 and 10000, got {s.serve_max_batch}")
     if s.online_features_keep < 1:
         raise ConfigError(f"online_features_keep must be >= 1, got {s.online_features_keep}")
     if not 1 <= s.publish_connections <= 16:

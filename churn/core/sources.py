@@ -16,9 +16,7 @@ INTERNET = ("DSL", "Fiber optic", "No")
 PAYMENT_METHODS = ("Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)")
 REGIONS = ("North", "South", "East", "West", "Central", "Coast")
 TICKET_CATEGORIES = ("billing", "technical", "network", "account", "cancellation_inquiry")
-CHANGE_TYPES = ("contract_upgrade", "contract_downgrade", "add_service", "remove_service", "price_change")
 CANCEL_REASONS = ("price", "competitor", "service_quality", "moved", "no_longer_needed", "other")
-YES_NO = ("Yes", "No")
 
 
 @dataclass(frozen=True)
@@ -153,3 +151,10 @@ SOURCES: dict[str, Source] = {
 }
 
 DATE_FORMAT = "yyyy-MM-dd"
+
+
+#: What can go wrong in a real export, as the simulator injects it (``churn generate --defects``);
+#: validation must catch each of them (tests/spark_jobs/test_lakehouse.py).
+DEFECT_KINDS = ("nulls", "duplicates", "bad_dates", "unknown_categories", "late_rows", "future_dates")
+#: Drift events the simulator can start on a date (``churn generate --drift``).
+DRIFT_KINDS = ("price_rise", "competitor")

@@ -1,6 +1,7 @@
-"""PostgreSQL for the published scores: connections and versioned migrations (``churn db upgrade``).
+"""PostgreSQL for the published scores: versioned migrations (``churn db upgrade``, the nightly's
+first step) and the embedded profile's own server (``churn db start|stop|status``).
 
-Migrations are the ordered SQL files in ``churn/db/migrations`` (``NNNN_name.sql``). ``upgrade``
+Migrations are the ordered SQL files in ``churn/warehouse/migrations`` (``NNNN_name.sql``). ``upgrade``
 applies, in order and each in its own transaction, the files not yet recorded in
 ``churn.schema_migrations`` (version, name, checksum, applied_at); a session advisory lock makes
 concurrent upgrades wait for each other. An applied file whose content changed is an error, not a
@@ -15,10 +16,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn.errors import ConfigError, InputError
-from churn.settings import Settings, redact_url
+from churn.core.errors import ConfigError
+from churn.core.net import free_port, port_free
+from churn.core.pg import connect, local_dir, local_url
+from churn.core.pipeline import StepRun, step_main
+from churn.core.settings import Settings
 
-log = logging.getLogger("churn.db")
+log = logging.getLogger("churn.warehouse.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 0x636875726E  # "churn"
 
@@ -55,29 +59,17 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 def local_server(settings: Settings):
     """The PostgreSQL kept under ``<home>/postgres`` for the embedded profile (not started here)."""
-    from churn.services import Postgres, free_port
+    from churn.warehouse.server import Postgres
 
-    folder = Path(settings.home).resolve() / "postgres"
+    folder = local_dir(settings)
     port_file = folder / "port"
     if port_file.exists():
         port = int(port_file.read_text())
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        port = 5432 if _port_free(5432) else free_port()
+        port = 5432 if port_free(5432) else free_port()
         port_file.write_text(str(port))
     return Postgres(folder / "data", port)
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def local_url(settings: Settings) -> str:
-    server = local_server(settings)
-    return server.url.rsplit("/", 1)[0] + "/churn"
 
 
 def start_local(settings: Settings) -> str:
@@ -88,27 +80,7 @@ def start_local(settings: Settings) -> str:
     with psycopg.connect(server.url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'churn'").fetchone():
             conn.execute("CREATE DATABASE churn")
-    return local_url(settings)
-
-
-def effective_url(settings: Settings) -> str:
-    """``CHURN_PG_URL``, else the embedded server's when `churn db start` has set one up under home."""
-    if settings.pg_url:
-        return settings.pg_url
-    if (Path(settings.home) / "postgres" / "data" / "PG_VERSION").exists():
-        return local_url(settings)
-    raise ConfigError("CHURN_PG_URL is not set and no local PostgreSQL runs under CHURN_HOME: point CHURN_PG_URL at "
-                      "the PostgreSQL that holds the published scores, or start one with `churn db start`")
-
-
-def connect(settings: Settings, autocommit: bool = False):
-    import psycopg
-
-    url = effective_url(settings)
-    try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise InputError(f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}") from None
+    return local_url(settings, server.port)
 
 
 def upgrade(settings: Settings, folder: Path = MIGRATIONS_DIR) -> list[str]:
@@ -137,3 +109,16 @@ def upgrade(settings: Settings, folder: Path = MIGRATIONS_DIR) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def run_step(job: StepRun) -> dict:
+    """The pipeline's ``db_upgrade`` step (churn/core/pipelines.yaml)."""
+    return {"applied": upgrade(job.settings)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return step_main("db_upgrade", run_step, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""publish: ``gold/customer_scores`` for D -> PostgreSQL ``churn.customer_scores`` (``churn publish --date D``).
+"""publish: ``gold/customer_scores`` for D -> PostgreSQL ``churn.customer_scores`` (the nightly's last step:
+``python -m churn.warehouse.publish --date D``, or ``churn publish --date D``).
 
 ``churn.customer_scores`` has one partition per score date. A publish of D:
 
@@ -29,13 +30,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from churn.db import connect
-from churn.errors import ChurnError, InputError
-from churn.lake import delta_table
-from churn.settings import Settings
+from churn.core.errors import ChurnError, InputError
+from churn.core.lake import delta_table
+from churn.core.pg import connect
+from churn.core.pipeline import StepRun, step_main
+from churn.core.scores import REASONS
+from churn.core.settings import Settings
 
-log = logging.getLogger("churn.publish")
-REASONS = 3
+log = logging.getLogger("churn.warehouse.publish")
 #: Columns sent by COPY; the day's constants (score_date, model_*, scoring_run_id) are defaults.
 LOADED = ["customer_id", "churn_probability", "risk_decile", "risk_band",
           *[f"reason_{k}_{f}" for k in range(1, REASONS + 1) for f in ("feature", "value", "contribution")]]
@@ -111,7 +113,7 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert)
 
     import psycopg
 
-    from churn.db import effective_url
+    from churn.core.pg import effective_url
 
     work: queue.Queue = queue.Queue(maxsize=2 * settings.publish_connections)
     described: dict[str, str] = {}
@@ -206,7 +208,7 @@ def _features_day(settings: Settings, d: dt.date):
     """D's rows of gold/customer_features, the columns of churn.online_features."""
     import pyarrow.dataset as ds
 
-    from churn.feature_defs import FEATURE_NAMES
+    from churn.core.feature_defs import FEATURE_NAMES
 
     table = delta_table(settings, "gold", "customer_features")
     if table is None:
@@ -305,3 +307,16 @@ def _clean_leftovers(conn, d: dt.date) -> None:
     conn.execute("""UPDATE churn.scoring_runs SET status = 'failed', finished_at = now(),
                     error = 'the publishing process ended before finishing; nothing of it was published'
                     WHERE score_date = %s AND status = 'running'""", (d,))
+
+
+def run_step(job: StepRun) -> dict:
+    """The pipeline's ``publish`` step (churn/core/pipelines.yaml)."""
+    return publish(job.settings, job.date)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return step_main("publish", run_step, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

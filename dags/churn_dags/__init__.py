@@ -1,7 +1,10 @@
-"""What the churn DAGs share: how a platform step becomes a task in each execution profile.
+"""What the churn DAGs share: the pipeline declaration, and how a step becomes a task in each
+execution profile.
 
-DAG files only orchestrate. A step is a platform *command* (``python -m spark_jobs.ingest --date
-{{ ds }}``, ``churn publish --date {{ ds }}``); this module turns it into a task:
+DAG files only orchestrate. The steps, their order, commands and timeouts are declared once in
+``churn/core/pipelines.yaml`` (``CHURN_PIPELINES_FILE`` names another copy, e.g. in an Airflow image),
+which the platform reads too; this module reads it with Airflow's own YAML parser. A step is a
+platform *command* (``python -m spark_jobs.ingest --date {{ ds }}``); this module turns it into a task:
 
 * ``local`` profile (the embedded mode, ``CHURN_AIRFLOW_PROFILE=local``, the default): the command
   runs as a local process with the platform environment's Python (``CHURN_PLATFORM_PYTHON``),
@@ -26,6 +29,35 @@ PROFILES = ("local", "kubernetes")
 if PROFILE not in PROFILES:
     raise ValueError(f"CHURN_AIRFLOW_PROFILE={PROFILE!r}: expected one of {', '.join(PROFILES)}")
 
+def pipelines_file() -> str:
+    """The declaration: ``CHURN_PIPELINES_FILE``, else the repository's ``churn/core/pipelines.yaml``."""
+    return os.environ.get("CHURN_PIPELINES_FILE") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "churn", "core", "pipelines.yaml")
+
+
+def declaration() -> dict:
+    import yaml
+
+    with open(pipelines_file()) as f:
+        return yaml.safe_load(f)
+
+
+def declared_steps(pipeline: str) -> list[dict]:
+    """The steps of a declared pipeline, in order (``name``, ``module``, ``kind``, ``doc``, ...)."""
+    return declaration()["pipelines"][pipeline]["steps"]
+
+
+def lake_uri() -> str:
+    """``CHURN_LAKE_URI``, else the lake under ``CHURN_HOME`` as the platform's settings would place it."""
+    platform = declaration()["platform"]
+    home = os.path.abspath(os.path.expanduser(os.environ.get("CHURN_HOME") or platform["home"]))
+    return (os.environ.get("CHURN_LAKE_URI") or platform["lake"].format(home=home)).rstrip("/")
+
+
+def platform_image() -> str:
+    return os.environ.get("CHURN_PLATFORM_IMAGE") or declaration()["platform"]["image"]
+
+
 #: Every task: retries, a timeout and an owner (checked by tests/dags).
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -47,21 +79,42 @@ def command(module: str, *args: str) -> str:
     return " ".join([shlex.quote(platform_python()), "-m", module, *args])
 
 
-def published_scores_uri() -> str:
-    """The Asset URI of the published scores: postgres://host:port/database/schema/table (no credentials)."""
+def postgres_table_uri(table: str) -> str:
+    """The Asset URI of a published table: postgres://host:port/database/schema/table (no credentials)."""
     from urllib.parse import urlsplit
 
     url = urlsplit(os.environ.get("CHURN_PG_URL") or "postgresql://localhost:5432/churn")
     database = (url.path or "/churn").lstrip("/") or "churn"
-    return f"postgres://{url.hostname or 'localhost'}:{url.port or 5432}/{database}/churn/customer_scores"
+    return f"postgres://{url.hostname or 'localhost'}:{url.port or 5432}/{database}/{table.replace('.', '/')}"
 
 
-def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None):
-    """One platform step as a task of the active profile."""
+def asset(outlet: dict):
+    """An Airflow Asset for a declared outlet: ``{name, lake: <layer>/<table>}`` or ``{name, postgres: <schema.table>}``."""
+    from airflow.sdk import Asset
+
+    if "lake" in outlet:
+        return Asset(name=outlet["name"], uri=f"{lake_uri()}/{outlet['lake']}")
+    return Asset(name=outlet["name"], uri=postgres_table_uri(outlet["postgres"]))
+
+
+def pipeline_tasks(pipeline: str) -> list:
+    """One task per declared step of ``pipeline``, in declared order, keyed on the run's logical date."""
+    tasks = []
+    for s in declared_steps(pipeline):
+        args = [*s.get("args", []), *(["--date {{ ds }}"] if s.get("dated", True) else [])]
+        tasks.append(step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark",
+                          timeout=dt.timedelta(minutes=s.get("timeout_minutes", 120)),
+                          outlets=[asset(o) for o in s.get("outlets", [])]))
+    return tasks
+
+
+def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None,
+         spark: bool = False):
+    """One platform command as a task of the active profile (``spark``: it runs Spark)."""
     if PROFILE == "kubernetes":
         from churn_dags import kubernetes
 
-        make = kubernetes.spark_step if module.startswith("spark_jobs.") else kubernetes.pod_step
+        make = kubernetes.spark_step if spark else kubernetes.pod_step
         return make(task_id, module, kubernetes.split_args(*args), doc=doc,
                     timeout=timeout or DEFAULT_ARGS["execution_timeout"], outlets=outlets or [])
     from airflow.providers.standard.operators.bash import BashOperator

@@ -1,6 +1,6 @@
 """The ``kubernetes`` profile: platform steps as pods and SparkApplications.
 
-* A Spark step (``spark_jobs.*``) becomes a SparkApplication (kubeflow spark-operator) rendered from
+* A Spark step (``kind: spark`` in churn/core/pipelines.yaml) becomes a SparkApplication (kubeflow spark-operator) rendered from
   ``templates/spark-application.yaml``, run by :class:`ChurnSparkApplicationOperator`.
 * Any other step (``churn db upgrade``, ``churn publish``, the training hand-off) runs as a pod of
   the platform image via KubernetesPodOperator, on ``templates/step-pod.yaml``.
@@ -35,10 +35,12 @@ POD_TEMPLATE = TEMPLATES / "step-pod.yaml"
 
 def config() -> dict:
     """The profile's deployment facts, from the environment of the Airflow deployment."""
+    from churn_dags import platform_image
+
     env = os.environ.get
     return {
         "namespace": env("CHURN_K8S_NAMESPACE", "churn"),
-        "image": env("CHURN_PLATFORM_IMAGE", "ghcr.io/churn-platform/platform:0.1.0"),
+        "image": platform_image(),
         "secret": env("CHURN_K8S_SECRET", "churn-platform-env"),
         "service_account": env("CHURN_K8S_SERVICE_ACCOUNT", "churn-spark"),
         "start_timeout": int(env("CHURN_K8S_START_TIMEOUT", "600")),
@@ -87,12 +89,12 @@ def _operator_class():
 
 
 def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets):
-    """A ``spark_jobs.*`` step as a SparkApplication."""
+    """A Spark step (``kind: spark`` in the declaration) as a SparkApplication."""
     if args != ["--date", "{{ ds }}"]:
         raise ValueError(f"{task_id}: a Spark step of the kubernetes profile takes exactly --date {{{{ ds }}}} "
                          f"(templates/spark-application.yaml), got {args}")
     cfg = config()
-    script = module.split(".", 1)[1]
+    script = module.replace(".", "/")  # the module's file in the image, under /opt/churn
     return _operator_class()(
         task_id=task_id,
         namespace=cfg["namespace"],

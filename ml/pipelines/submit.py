@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from churn.errors import ChurnError
+from churn.core.errors import ChurnError
 
 log = logging.getLogger("ml.pipelines.submit")
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}

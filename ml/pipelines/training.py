@@ -28,8 +28,8 @@ def build_pipeline(image: str):
         """Labelled feature rows of the window (or the spec's snapshot), leakage-checked and split."""
         import json
 
-        from churn import logs
-        from churn.settings import load_settings
+        from churn.core import logs
+        from churn.core.settings import load_settings
         from ml.train import prepare_step
 
         logs.setup(False)
@@ -40,7 +40,7 @@ def build_pipeline(image: str):
         """XGBoost fit with early stopping on the validation slice."""
         import json
 
-        from churn import logs
+        from churn.core import logs
         from ml.train import fit_step
 
         logs.setup(False)
@@ -54,8 +54,8 @@ def build_pipeline(image: str):
         """Metrics, deciles, calibration, importance, plots and the one-page report."""
         import json
 
-        from churn import logs
-        from churn.settings import load_settings
+        from churn.core import logs
+        from churn.core.settings import load_settings
         from ml.train import evaluate_step
 
         logs.setup(False)
@@ -71,8 +71,8 @@ def build_pipeline(image: str):
         """Log and register in MLflow (challenger), compare with the champion, promote if it earns it."""
         import json
 
-        from churn import logs
-        from churn.settings import load_settings
+        from churn.core import logs
+        from churn.core.settings import load_settings
         from ml.train import gate_step
 
         logs.setup(False)

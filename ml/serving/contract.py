@@ -21,8 +21,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from churn.feature_defs import Feature
-from ml.model import CATEGORICAL, Preprocessor
+from churn.core.feature_defs import Feature
+from churn.core.feature_defs import CATEGORICAL
+from ml.model import Preprocessor
 
 MAX_ID_LENGTH = 64
 INSTANCE_KEYS = {"customer_id", "features", "overrides"}

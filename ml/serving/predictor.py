@@ -28,9 +28,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from kserve.errors import InvalidInput, ModelNotFound
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from churn.errors import ChurnError
-from churn.feature_defs import FEATURES
-from churn.settings import Settings
+from churn.core.feature_defs import FEATURES
+from churn.core.settings import Settings
 from ml.model import ChurnModel
 from ml.scoring import score_frame
 from ml.serving.contract import FeatureContract, Instance, InvalidRequest, UnknownCustomer, parse_v1, parse_v2
@@ -44,10 +43,6 @@ SCORED = Counter("churn_scored_total", "Rows scored online, by how their feature
 REFUSED = Counter("churn_requests_refused_total", "Requests refused with a 4xx, by reason", ["reason"])
 DESCRIPTIONS = {f.name: f.description for f in FEATURES}
 DEFINITIONS = {f.name: f for f in FEATURES}
-
-
-class NoChampion(ChurnError):
-    """The registry has no champion to serve."""
 
 
 class CustomerNotFound(ModelNotFound):
@@ -95,15 +90,14 @@ class ChampionWatcher:
         version = self.registry.alias_version(self.name, CHAMPION)
         if version is None:
             if self._current is None:
-                raise NoChampion(f"model {self.name} has no champion in MLflow ({self.settings.mlflow_tracking_uri}): "
-                                 "train one (`churn train`) or promote a version (`churn promote --version V`)")
+                self.registry.champion_version(self.name)  # raises NoChampion, naming the store and what to do
             return False  # the alias was removed: keep serving what we have
         if self._current is not None and self._current.version == version:
             return False
         mv = self.registry.client.get_model_version(self.name, version)
         model = self.registry.load(self.name, version)
         contract = FeatureContract(model.prep, DEFINITIONS)
-        score_frame(model, _example_row(model, contract), dt.date.today(), DESCRIPTIONS)  # proves it scores
+        score_frame(model, _example_row(model, contract), dt.date.today(), DESCRIPTIONS, self.settings.risk_band_list)  # proves it scores
         previous = self._current
         self._current = Champion(model, version, mv.run_id or "", contract, time.time())
         if previous is not None:
@@ -138,7 +132,7 @@ class OnlineFeatures:
     """Feature vectors of the newest published night, by customer id, from ``churn.online_features``."""
 
     def __init__(self, settings: Settings):
-        from churn.db import effective_url
+        from churn.core.pg import effective_url
 
         self.url = effective_url(settings)
         self._conn = None
@@ -185,10 +179,10 @@ class OnlineFeatures:
 class ChurnPredictor(Model):
     """KServe model ``churn``: probability, risk band and top-3 reasons per customer or feature vector."""
 
-    def __init__(self, settings: Settings, poll_seconds: float = 30.0, max_batch: int = 100):
+    def __init__(self, settings: Settings, poll_seconds: float = 30.0):
         super().__init__(settings.model_name)
         self.settings = settings
-        self.max_batch = max_batch
+        self.max_batch = settings.serve_max_batch
         self.watcher = ChampionWatcher(settings, poll_seconds)
         self.features: OnlineFeatures | None = None
         self.bands = settings.risk_band_list
@@ -231,16 +225,16 @@ class ChurnPredictor(Model):
             cells[i, 1:] = [(np.nan if v is None else float(v)) if num else v
                             for num, v in zip(numeric, (values.get(n) for n in names))]
         frame = pd.DataFrame(cells, columns=["customer_id", *names])  # one block: no per-column cost
-        scored = score_frame(champion.model, frame, night or dt.date.today(), DESCRIPTIONS)
+        scored = score_frame(champion.model, frame, night or dt.date.today(), DESCRIPTIONS, self.bands)
         SCORED.labels("lookup").inc(sum(i.customer_id is not None for i in instances))
         SCORED.labels("payload").inc(sum(i.customer_id is None for i in instances))
-        low, high = self.bands
         out = []
-        for inst, p, reasons in zip(instances, scored["churn_probability"].tolist(), scored["reasons"].tolist()):
+        for inst, p, band, reasons in zip(instances, scored["churn_probability"].tolist(), scored["risk_band"].tolist(),
+                                          scored["reasons"].tolist()):
             out.append({
                 "customer_id": inst.customer_id,
                 "churn_probability": p,
-                "risk_band": "high" if p >= high else "medium" if p >= low else "low",
+                "risk_band": band,
                 "reasons": list(reasons),
                 "model_name": self.name, "model_version": champion.version, "model_run_id": champion.run_id,
                 "feature_snapshot_date": str(night) if inst.customer_id is not None and night else None,

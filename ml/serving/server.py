@@ -6,7 +6,7 @@ import gc
 import logging
 import re
 
-from churn.settings import Settings
+from churn.core.settings import Settings
 
 log = logging.getLogger("ml.serving")
 
@@ -52,12 +52,12 @@ class GuardRoutes:
         return None
 
 
-def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0, max_batch: int = 100) -> int:
+def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0) -> int:
     from kserve import ModelServer
 
     from ml.serving.predictor import ChurnPredictor
 
-    model = ChurnPredictor(settings, poll_seconds=poll_seconds, max_batch=max_batch)
+    model = ChurnPredictor(settings, poll_seconds=poll_seconds)
     model.load()
     log.info("model %s version %s ready on port %d (v1 /v1/models/%s:predict, v2 /v2/models/%s/infer)",
              model.name, model.watcher.current.version, port, model.name, model.name)

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from churn.errors import InputError
-from churn.generate import GeneratorConfig, generate
-from churn.sources import SOURCES
+from churn.core.errors import InputError
+from churn.simulator import GeneratorConfig, generate
+from churn.core.sources import SOURCES
 from tests.conftest import generate_base
 
 START = dt.date(2026, 1, 1)

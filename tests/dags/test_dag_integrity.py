@@ -9,24 +9,29 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from churn.core.pipeline import PIPELINES_FILE, load_pipeline
 from tests.conftest import ROOT
 
 DAGS = ROOT / "dags"
 AIRFLOW_PY = ROOT / ".venv" / "airflow" / "bin" / "python"
-NIGHTLY = ["db_upgrade", "ingest", "validate", "silver", "features", "labels", "score", "publish"]
+NIGHTLY = load_pipeline("nightly")
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-home")
+def dagbag_report(home: Path, **env_extra) -> dict:
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "CHURN_LAKE_URI": "s3a://lake/churn",
-           "CHURN_PG_URL": "postgresql://publisher:secret@db.internal:5433/crm"}
+           "CHURN_PG_URL": "postgresql://publisher:secret@db.internal:5433/crm", **env_extra}
     proc = subprocess.run([str(AIRFLOW_PY), str(Path(__file__).with_name("dagbag_report.py")), str(DAGS)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return dagbag_report(tmp_path_factory.mktemp("airflow-home"))
 
 
 def test_every_dag_imports_without_errors(report):
@@ -44,16 +49,34 @@ def test_every_task_has_retries_a_timeout_an_owner_and_docs(report):
             assert t["doc"], (dag_id, task_id)
 
 
-def test_nightly_runs_every_step_in_order_keyed_on_the_logical_date(report):
+def test_nightly_tasks_are_the_declared_steps_in_order_keyed_on_the_logical_date(report):
     tasks = report["dags"]["churn_nightly"]["tasks"]
-    assert list(tasks) == NIGHTLY
-    for before, after in zip(NIGHTLY, NIGHTLY[1:]):
+    assert list(tasks) == NIGHTLY.names == ["db_upgrade", "ingest", "validate", "silver", "features", "labels",
+                                            "score", "publish"]
+    for before, after in zip(NIGHTLY.names, NIGHTLY.names[1:]):
         assert tasks[after]["upstream"] == [before]  # a chain: no cycle, nothing skipped
-    for name in NIGHTLY[1:]:
-        assert tasks[name]["command"].endswith("--date {{ ds }}"), name
+    for step in NIGHTLY.steps:
+        t = tasks[step.name]
+        assert f" -m {step.module} " in t["command"] + " " and t["timeout"] == step.timeout_minutes * 60, step.name
+        assert t["command"].endswith("--date {{ ds }}") == step.dated, step.name
+        assert t["doc"], step.name
     assert tasks["features"]["outlets"] == ["s3a://lake/churn/gold/customer_features"]
     assert tasks["publish"]["outlets"] == ["postgres://db.internal:5433/crm/churn/customer_scores"]  # no credentials
-    assert "-m spark_jobs.score --date" in tasks["score"]["command"]
+
+
+def test_a_step_added_to_the_declaration_becomes_a_task_in_its_place(tmp_path):
+    """Adding a step is one declaration: the DAG file is not touched."""
+    data = yaml.safe_load(PIPELINES_FILE.read_text())
+    steps = data["pipelines"]["nightly"]["steps"]
+    steps.insert(next(i for i, s in enumerate(steps) if s["name"] == "score") + 1, {
+        "name": "drift", "module": "spark_jobs.drift", "kind": "spark", "timeout_minutes": 45,
+        "reads": ["lake:gold/customer_features"], "writes": ["lake:gold/drift"], "doc": "Drift of D against the reference."})
+    declaration = tmp_path / "pipelines.yaml"
+    declaration.write_text(yaml.safe_dump(data))
+    tasks = dagbag_report(tmp_path / "home", CHURN_PIPELINES_FILE=str(declaration))["dags"]["churn_nightly"]["tasks"]
+    assert list(tasks)[-3:] == ["score", "drift", "publish"]
+    assert tasks["drift"]["upstream"] == ["score"] and tasks["publish"]["upstream"] == ["drift"]
+    assert tasks["drift"]["command"].endswith("-m spark_jobs.drift --date {{ ds }}") and tasks["drift"]["timeout"] == 2700
 
 
 def test_training_hands_off_to_the_pipeline_then_reports(report):

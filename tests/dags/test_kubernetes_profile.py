@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from kubernetes import client as k8s
 
+from churn.core.pipeline import load_pipeline
 from tests.conftest import ROOT
 from tests.dags.k8s_standin import StandIn
 
@@ -25,18 +26,17 @@ SCHEMA = json.loads((HERE / "schemas" / "sparkapplication-v1beta2.json").read_te
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(airflow_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-k8s")
     standin = StandIn().start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW"))}
     env.update({
-        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "CHURN_AIRFLOW_PROFILE": "kubernetes", "CHURN_PLATFORM_IMAGE": "registry.example/churn/platform:1.2.3",
         "CHURN_K8S_NAMESPACE": "churn", "CHURN_LAKE_URI": "s3a://lake/churn",
         "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes", "extra": {
             "kube_config_path": standin.kubeconfig(home / "kubeconfig"), "namespace": "churn"}}),
     })
-    subprocess.run([str(AIRFLOW / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     yield standin, env
     standin.stop()
 
@@ -87,7 +87,8 @@ def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kuber
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
     tasks = report["dags"]["churn_nightly"]["tasks"]
-    spark = {"ingest", "validate", "silver", "features", "labels", "score"}
+    spark = {s.name for s in load_pipeline("nightly").steps if s.kind == "spark"}
+    assert spark == {"ingest", "validate", "silver", "features", "labels", "score"}
     for name, t in tasks.items():
         assert t["operator"] == ("ChurnSparkApplicationOperator" if name in spark else "KubernetesPodOperator"), name
         assert t["retries"] >= 1 and t["timeout"] and t["owner"] == "churn-platform"
@@ -95,7 +96,7 @@ def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kuber
     check_k8s_model(publish, "V1Pod")
     (base,) = publish["spec"]["containers"]
     assert base["image"] == "registry.example/churn/platform:1.2.3"
-    assert base["command"] == ["python", "-m", "churn"] and base["args"] == ["publish", "--date", "{{ ds }}"]
+    assert base["command"] == ["python", "-m", "churn.warehouse.publish"] and base["args"] == ["--date", "{{ ds }}"]
     assert base["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]
     assert not any(e.get("name", "").endswith(("KEY", "PASSWORD", "URL")) for e in base.get("env") or [])
     assert publish["spec"]["securityContext"]["runAsNonRoot"] is True

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.errors import InputError
+from churn.core.errors import InputError
 from ml.dataset import check_leakage, from_spec, lakehouse_features, out_of_time_split, stratified_split
 from ml.model import FeatureSpec
 from tests.conftest import ROOT, TELCO

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.errors import InputError
+from churn.core.errors import InputError
 from ml.model import ChurnModel, FeatureSpec, Preprocessor, TrainParams, fit
 
 FEATURES = [FeatureSpec("plan", "categorical"), FeatureSpec("usage", "numeric"), FeatureSpec("tenure", "numeric")]

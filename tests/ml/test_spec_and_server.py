@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from churn.cli import main
-from churn.services import MlflowServer, free_port
+from tests.support.servers import MlflowServer
+from churn.core.net import free_port
 from ml import train
 from ml.registry import CHAMPION, Registry
 from tests.conftest import BUCKET, ROOT

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from churn.cli import main
-from churn.errors import InputError
+from churn.core.errors import InputError
 from ml import train
 from ml.registry import CHAMPION, CHALLENGER, Registry, RegistryUnavailable
 from tests.conftest import ML_D0 as D0

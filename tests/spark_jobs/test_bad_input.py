@@ -7,10 +7,10 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from churn.errors import InputError, ValidationFailed
-from churn.sources import SOURCES
-from spark_jobs.common import check_not_future
-from spark_jobs.pipeline import STEPS, run_steps
+from churn.core.errors import InputError, ValidationFailed
+from churn.core.sources import SOURCES
+from churn.core.dates import check_not_future
+from churn.runner import build_lakehouse, run_pipeline
 from tests.conftest import generate_base
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def usage_part(home, d):
 def test_missing_drop_names_the_folder(spark, make_settings, home):
     shutil.rmtree(home / "raw" / "tickets" / f"ingest_date={D1}")
     with pytest.raises(InputError, match=rf"(?s)raw drop missing.*tickets/ingest_date={D1}"):
-        run_steps(spark, make_settings(home), D1, D1, ["ingest"])
+        run_pipeline(make_settings(home), D1, D1, steps=["ingest"], spark=spark)
 
 
 def test_renamed_column_is_named_with_a_hint(spark, make_settings, home):
@@ -47,7 +47,7 @@ def test_renamed_column_is_named_with_a_hint(spark, make_settings, home):
     lines[0] = lines[0].replace('"sessions"', '"session_count"')
     p.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"(?s)usage export .* lacks column\(s\) sessions \('session_count' looks like a renamed 'sessions'\)"):
-        run_steps(spark, make_settings(home), D1, D1, ["ingest"])
+        run_pipeline(make_settings(home), D1, D1, steps=["ingest"], spark=spark)
 
 
 def test_empty_drop_is_an_error(spark, make_settings, home):
@@ -56,7 +56,7 @@ def test_empty_drop_is_an_error(spark, make_settings, home):
         for f in folder.iterdir():
             f.write_text((",".join(f'"{c}"' for c in spec.names) + "\n") if spec.fmt == "csv" else "")
     with pytest.raises(InputError, match=f"(?s)raw drop for {D1}..{D1} .* is empty"):
-        run_steps(spark, make_settings(home), D1, D1, ["ingest"])
+        run_pipeline(make_settings(home), D1, D1, steps=["ingest"], spark=spark)
 
 
 def test_future_dates_are_refused():
@@ -74,7 +74,7 @@ def test_malformed_rows_wrong_types_and_duplicates(spark, make_settings, home):
     lines = p.read_text().splitlines()
     p.write_text("\n".join(lines + lines[1:50]) + "\n")  # 49 customers exported twice
     s = make_settings(home)
-    run_steps(spark, s, D0, D0, ["ingest", "validate", "silver"])
+    run_pipeline(s, D0, D0, steps=["ingest", "validate", "silver"], spark=spark)
     q = spark.read.format("delta").load(s.table_uri("quarantine", "rejected_rows")).where("source = 'usage'")
     reasons = {tuple(r["reasons"]) for r in q.collect()}
     assert ("malformed_row",) in reasons
@@ -89,7 +89,7 @@ def test_malformed_rows_wrong_types_and_duplicates(spark, make_settings, home):
 
 def test_failed_expectation_stops_the_run_and_leaves_tables_as_they_were(spark, make_settings, home):
     s = make_settings(home)
-    run_steps(spark, s, D0, D1, list(STEPS))
+    build_lakehouse(s, D0, D1, spark=spark)
     versions = {
         name: DeltaTable.forPath(spark, s.table_uri(*name)).history(1).first()["version"]
         for name in [("silver", n) for n in SOURCES] + [("gold", "customer_features"), ("quarantine", "rejected_rows")]
@@ -103,7 +103,7 @@ def test_failed_expectation_stops_the_run_and_leaves_tables_as_they_were(spark, 
     ]
     p.write_text("\n".join(broken) + "\n")
     with pytest.raises(ValidationFailed, match=r"(?s)source usage, column sessions, rule missing_sessions .*fail, allowed 5.00%"):
-        run_steps(spark, s, D2, D2, list(STEPS))
+        build_lakehouse(s, D2, D2, spark=spark)
     after = {name: DeltaTable.forPath(spark, s.table_uri(*name)).history(1).first()["version"] for name in versions}
     assert after == versions
     features = spark.read.format("delta").load(s.table_uri("gold", "customer_features"))
@@ -112,6 +112,6 @@ def test_failed_expectation_stops_the_run_and_leaves_tables_as_they_were(spark, 
 
 def test_features_refuse_a_date_never_ingested(spark, make_settings, home):
     s = make_settings(home)
-    run_steps(spark, s, D0, D0, ["ingest"])
+    run_pipeline(s, D0, D0, steps=["ingest"], spark=spark)
     with pytest.raises(InputError, match=f"(?s)no ingested drop for snapshot date.*{D2}"):
-        run_steps(spark, s, D2, D2, ["features"])
+        run_pipeline(s, D2, D2, steps=["features"], spark=spark)

@@ -4,8 +4,9 @@ import datetime as dt
 
 import pytest
 
-from churn.features import FEATURE_NAMES, DTYPES, compute_features, label_rows, snapshot_frame
-from churn.sources import SOURCES
+from churn.core.feature_defs import FEATURE_NAMES, DTYPES
+from spark_jobs.features import compute_features, label_rows, snapshot_frame
+from churn.core.sources import SOURCES
 
 pytestmark = pytest.mark.slow
 

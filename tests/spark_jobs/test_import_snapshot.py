@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churn.errors import InputError
-from spark_jobs.import_snapshot import load_spec, map_snapshot, read_source, run
+from churn.core.errors import InputError
+from churn.core.specs import load_spec, map_snapshot, read_source
+from spark_jobs.import_snapshot import run
 from tests.conftest import ROOT, TELCO
 
 SPEC = ROOT / "local" / "specs" / "telco.yaml"

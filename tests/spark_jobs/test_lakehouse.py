@@ -1,7 +1,9 @@
-"""The lakehouse over real local Spark on a generated base with defects.
+"""The lakehouse over real local Spark, on the session's generated base with every kind of defect
+(tests/conftest.py `lakehouse`: built in two batches of nights, as nightly runs would arrive).
 
-Built once per module in two phases (as nightly runs would arrive), then checked: counts, unique
-keys, quarantine, labels only for closed horizons, point-in-time rebuilds and idempotent reruns.
+Checked: counts, unique keys, quarantine, labels only for closed horizons, point-in-time rebuilds
+and idempotent reruns. The reruns here replace what they rewrite with equal rows, so the tables the
+ML tests read stay as they were.
 """
 
 import datetime as dt
@@ -12,15 +14,12 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from churn.sources import SOURCES
-from spark_jobs.pipeline import STEPS, run_steps
-from tests.conftest import generate_base
+from churn.core.lake import delta_table
+from churn.core.sources import SOURCES
+from churn.runner import build_lakehouse, run_pipeline
+from tests.conftest import LAKE_PHASE_A_END, ML_D0 as D0, ML_DAYS as DAYS, ML_HORIZON as HORIZON
 
 pytestmark = pytest.mark.slow
-
-D0 = dt.date(2026, 1, 1)
-DAYS = 35
-HORIZON = 7
 
 
 def d(n: int) -> dt.date:
@@ -42,18 +41,9 @@ def rows_of(df):
 
 
 @pytest.fixture(scope="module")
-def lake(spark, make_settings, tmp_path_factory):
-    home = tmp_path_factory.mktemp("lakehouse")
-    manifest = generate_base(home, 1000, D0, DAYS, seed=11, defects=("nulls", "duplicates", "bad_dates",
-                             "unknown_categories", "late_rows", "future_dates"), defect_rate=0.01)
-    settings = make_settings(home, label_horizon_days=HORIZON)
-    # phase A: the first three weeks, snapshots weekly
-    run_steps(spark, settings, d(0), d(20), list(STEPS), every=7)
-    d14_before = rows_of(table(spark, settings, "gold", "customer_features").where(F.col("snapshot_date") == d(14)))
-    versions_a = {name: version(spark, settings, "silver", name) for name in SOURCES}
-    # phase B: two more weeks arrive (with late rows for dates already built)
-    run_steps(spark, settings, d(21), d(DAYS - 1), list(STEPS), every=7)
-    return dict(home=home, settings=settings, manifest=manifest, d14_before=d14_before, versions_a=versions_a)
+def lake(lakehouse):
+    return dict(home=lakehouse.home, settings=lakehouse.settings, manifest=lakehouse.manifest,
+                after_a=lakehouse.after_phase_a)
 
 
 def test_bronze_holds_every_exported_row(spark, lake):
@@ -88,7 +78,7 @@ def test_quarantine_catches_each_injected_defect(spark, lake):
     assert record["sessions"] is None and record["customer_id"].startswith("C")
     # the validation results are kept as JSON and as GX data docs
     reports = Path(s.reports_dir) / "validation"
-    assert json.loads((reports / f"{d(0)}_{d(20)}" / "usage.json").read_text())["success"] is True
+    assert json.loads((reports / f"{d(0)}_{LAKE_PHASE_A_END}" / "usage.json").read_text())["success"] is True
     assert (reports / "data_docs" / "index.html").exists()
 
 
@@ -96,7 +86,8 @@ def test_features_one_row_per_active_customer_per_snapshot(spark, lake):
     s = lake["settings"]
     f = table(spark, s, "gold", "customer_features")
     snapshots = sorted(r[0] for r in f.select("snapshot_date").distinct().collect())
-    assert snapshots == [d(0), d(7), d(14), d(20), d(21), d(28), d(DAYS - 1)]
+    # weekly in each batch of nights, each batch's last night included
+    assert snapshots == [d(0), d(7), d(14), d(21), d(28), d(34), d(35), d(42), d(49), d(56), d(63), d(DAYS - 1)]
     assert f.count() == f.select("customer_id", "snapshot_date").distinct().count()
     # the generator's oracle lists exactly who was active each day; defects may drop a few profiles
     for snap in (d(7), d(28)):
@@ -111,17 +102,17 @@ def test_labels_only_for_closed_horizons(spark, lake):
     s = lake["settings"]
     labels = table(spark, s, "gold", "labels")
     labelled = sorted(r[0] for r in labels.select("snapshot_date").distinct().collect())
-    # run date 34: every snapshot S with S + 7 <= 34 and nothing later
-    assert labelled == [d(0), d(7), d(14), d(20), d(21)]
+    # run date 69: every snapshot S with S + 14 <= 69 and nothing later
+    assert labelled == [d(0), d(7), d(14), d(21), d(28), d(34), d(35), d(42), d(49)]
     assert labels.count() == labels.select("customer_id", "snapshot_date").distinct().count()
     features = table(spark, s, "gold", "customer_features").where(F.col("snapshot_date").isin(labelled))
     assert labels.count() == features.count()
-    # the label is the generated truth: a cancellation within (S, S + 7]
+    # the label is the generated truth: a cancellation within (S, S + 14]
     cancels = pd.concat(pd.read_csv(p, dtype=str) for p in (lake["home"] / "raw" / "cancellations").rglob("*.csv"))
     cancels = cancels[cancels.cancel_date.str.match(r"^\d{4}-\d{2}-\d{2}$", na=False)]
     cancel_on = dict(zip(cancels.customer_id, pd.to_datetime(cancels.cancel_date).dt.date))
     sample = labels.where(F.col("snapshot_date") == d(7)).collect()
-    expected = {r["customer_id"]: int(d(7) < cancel_on.get(r["customer_id"], dt.date.max) <= d(14)) for r in sample}
+    expected = {r["customer_id"]: int(d(7) < cancel_on.get(r["customer_id"], dt.date.max) <= d(7 + HORIZON)) for r in sample}
     got = {r["customer_id"]: r["churned"] for r in sample}
     mismatches = [(c, got[c], expected[c]) for c in got if got[c] != expected[c]]
     assert len(mismatches) <= 0.01 * len(got) and sum(got.values()) > 5, (mismatches[:5], sum(got.values()))
@@ -129,12 +120,15 @@ def test_labels_only_for_closed_horizons(spark, lake):
 
 def test_rebuilding_a_past_snapshot_gives_the_same_rows(spark, lake):
     """Point in time: later drops (including late rows for earlier dates) never change D's rows."""
-    s = lake["settings"]
-    run_steps(spark, s, d(14), d(14), ["features"])
-    df = table(spark, s, "gold", "customer_features").where(F.col("snapshot_date") == d(14))
-    again = rows_of(df)
-    diffs = [(a[0], [c for c, x, y in zip(df.columns, a, b) if x != y]) for a, b in zip(again, lake["d14_before"]) if a != b]
-    assert len(again) == len(lake["d14_before"]) and not diffs, diffs[:5]
+    s, snap, before = lake["settings"], lake["after_a"]["snapshot"], lake["after_a"]["features"]
+    v = delta_table(s, "gold", "customer_features").version()
+    run_pipeline(s, snap, snap, steps=["features"], spark=spark)
+    table_now = delta_table(s, "gold", "customer_features")
+    assert table_now.version() == v + 1  # it did rebuild the snapshot
+    again = table_now.to_pandas(filters=[("snapshot_date", "=", snap)])
+    key = ["customer_id", "snapshot_date"]
+    pd.testing.assert_frame_equal(again.sort_values(key).reset_index(drop=True)[before.columns],
+                                  before.sort_values(key).reset_index(drop=True))
 
 
 def test_rerunning_a_date_replaces_exactly_its_rows(spark, lake):
@@ -145,7 +139,7 @@ def test_rerunning_a_date_replaces_exactly_its_rows(spark, lake):
     before = {n: table(spark, s, *n).count() for n in names}
     features_before = rows_of(table(spark, s, "gold", "customer_features").where(F.col("snapshot_date") == last))
     v_before = version(spark, s, "bronze", "usage")
-    run_steps(spark, s, last, last, list(STEPS))
+    build_lakehouse(s, last, last, spark=spark)
     after = {n: table(spark, s, *n).count() for n in names}
     assert after == before
     assert version(spark, s, "bronze", "usage") == v_before + 1  # it did write, and replaced
@@ -157,7 +151,7 @@ def test_silver_merge_never_rolls_an_entity_back(spark, lake):
     s = lake["settings"]
     tickets = table(spark, s, "silver", "tickets")
     resolved = tickets.where("resolved_at IS NOT NULL AND opened_at < resolved_at").first()
-    run_steps(spark, s, resolved["opened_at"], resolved["opened_at"], ["ingest", "validate", "silver"])
+    run_pipeline(s, resolved["opened_at"], resolved["opened_at"], steps=["ingest", "validate", "silver"], spark=spark)
     now = table(spark, s, "silver", "tickets").where(F.col("ticket_id") == resolved["ticket_id"]).first()
     assert now["resolved_at"] == resolved["resolved_at"]
     assert now["_first_ingest_date"] == resolved["_first_ingest_date"]

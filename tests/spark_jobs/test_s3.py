@@ -6,7 +6,7 @@ import uuid
 import pandas as pd
 import pytest
 
-from spark_jobs.pipeline import STEPS, run_steps
+from churn.runner import build_lakehouse, run_pipeline
 from tests.conftest import BUCKET, generate_base
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def test_lakehouse_on_s3(spark, make_settings, s3, tmp_path):
     prefix = f"lake-{uuid.uuid4().hex[:8]}"
     s = make_settings(tmp_path, lake_uri=f"s3a://{BUCKET}/{prefix}")
     end = D0 + dt.timedelta(days=5)
-    run_steps(spark, s, D0, end, list(STEPS), every=5)
+    build_lakehouse(s, D0, end, spark=spark, every=5)
     # the tables are real Delta tables in the bucket
     keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
     assert any(k.startswith(f"{prefix}/gold/customer_features/_delta_log/") for k in keys)
@@ -35,6 +35,6 @@ def test_lakehouse_on_s3(spark, make_settings, s3, tmp_path):
         got = features[features.snapshot_date == snap]
         assert sorted(got.customer_id) == sorted(oracle.customer_id)
     # and a rerun of the last date on S3 replaces, never duplicates
-    run_steps(spark, s, end, end, ["ingest", "features"])
+    run_pipeline(s, end, end, steps=["ingest", "features"], spark=spark)
     again = DeltaTable(f"s3://{BUCKET}/{prefix}/gold/customer_features", storage_options=opts).to_pandas()
     assert len(again) == len(features)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from deltalake import DeltaTable
 
-from churn.errors import InputError
+from churn.core.errors import InputError
+from ml.registry import NoChampion
 from spark_jobs import score
-from tests.conftest import ML_D0, ML_HORIZON
+from tests.conftest import ML_D0
 
 pytestmark = pytest.mark.slow
 D = ML_D0 + dt.timedelta(days=63)  # a weekly snapshot whose label horizon is still open: scoring's day
@@ -78,7 +79,7 @@ def test_scoring_fails_clearly(spark, champion, make_settings, tmp_path):
     with pytest.raises(InputError, match="no rows for 2026-12-01"):
         score.run(spark, s, dt.date(2026, 12, 1))
     nobody = make_settings(tmp_path, lake_uri=s.lake_uri)
-    with pytest.raises(score.NoChampion, match="has no champion"):
+    with pytest.raises(NoChampion, match="has no champion"):
         score.run(spark, nobody, D)
     features = spark.read.format("delta").load(s.table_uri("gold", "customer_features")).drop("contract")
     payload = {"name": "churn", "version": "1", "features": ["contract", "tenure_months"],

@@ -2,9 +2,9 @@
 
 import pytest
 
-from churn.errors import SetupError
-from churn.jars import jar_paths
-from churn.settings import load_settings
+from churn.core.errors import SetupError
+from spark_jobs.jars import jar_paths
+from churn.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 import pytest
 
-from churn.errors import ConfigError
-from churn.settings import load_settings
+from churn.core.errors import ConfigError
+from churn.core.settings import load_settings
 
 
 def test_defaults_live_under_churn_home(tmp_path):

@@ -15,10 +15,10 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from churn import db
-from churn.feature_defs import FEATURES
-from churn.errors import ConfigError
-from churn.publish import ReconciliationFailed, publish
+from churn.warehouse import db
+from churn.core.feature_defs import FEATURES
+from churn.core.errors import ConfigError
+from churn.warehouse.publish import ReconciliationFailed, publish
 
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 REASON = pa.struct([("feature", pa.string()), ("description", pa.string()), ("value", pa.string()),
@@ -109,7 +109,7 @@ def test_scores_published_under_0001_move_to_the_partitioned_table(settings, tmp
 
 
 def test_reasons_become_columns_in_order():
-    from churn.publish import LOADED, flatten_reasons
+    from churn.warehouse.publish import LOADED, flatten_reasons
 
     frame = scores(D1, range(6))
     frame.loc[5, "reasons"] = None
@@ -171,7 +171,7 @@ def test_a_killed_publish_leaves_the_published_day_intact(settings):
     write(settings, scores(D3, range(200), version="9"), D3)
     env = {**os.environ, **{f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items()
                             if k != "extra" and v not in ("", None)}}
-    code = ("import datetime as dt; from churn.settings import load_settings; from churn.publish import publish; "
+    code = ("import datetime as dt; from churn.core.settings import load_settings; from churn.warehouse.publish import publish; "
             f"publish(load_settings(), dt.date({D3.year}, {D3.month}, {D3.day}), pause_after_load=60)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
     try:
@@ -223,7 +223,7 @@ def test_crm_role_reads_published_tables_and_nothing_else(settings):
 def test_unreachable_or_unset_database_is_a_clear_error(make_settings, tmp_path):
     with pytest.raises(ConfigError, match="CHURN_PG_URL is not set"):
         db.upgrade(make_settings(tmp_path))
-    from churn.errors import InputError
+    from churn.core.errors import InputError
 
     with pytest.raises(InputError, match="cannot connect to PostgreSQL at postgresql://nobody:\\*\\*\\*@127.0.0.1:9"):
         db.upgrade(make_settings(tmp_path, pg_url="postgresql://nobody:secret@127.0.0.1:9/x"))

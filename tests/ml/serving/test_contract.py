@@ -2,11 +2,11 @@
 
 import pytest
 
-from churn.feature_defs import FEATURES
-from ml.model import CATEGORICAL, NUMERIC, FeatureSpec, Preprocessor
+from churn.core.feature_defs import FEATURES
+from ml.model import FeatureSpec, Preprocessor
 from ml.serving.contract import FeatureContract, InvalidRequest, parse_v1, parse_v2
 
-PREP = Preprocessor([FeatureSpec(f.name, CATEGORICAL if f.kind == "categorical" else NUMERIC) for f in FEATURES],
+PREP = Preprocessor([FeatureSpec(f.name, f.kind) for f in FEATURES],
                     {f.name: ["A", "B"] for f in FEATURES if f.kind == "categorical"})
 CONTRACT = FeatureContract(PREP, {f.name: f for f in FEATURES})
 FULL = {f.name: ("A" if f.kind == "categorical" else 1.0) for f in FEATURES}

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from deltalake import DeltaTable
 
-from churn import db
-from churn.publish import publish
-from churn.services import free_port
+from churn.warehouse import db
+from churn.warehouse.publish import publish
+from churn.core.net import free_port
 from spark_jobs import score
 from tests.conftest import ML_D0, ML_HORIZON, ROOT
 

@@ -1,0 +1,111 @@
+"""Servers only the tests (and benchmarks) start: an S3 endpoint and an MLflow tracking server on
+loopback. The product never starts these; in a cluster they are MinIO and a real MLflow server.
+
+* S3: moto's server mode, a real S3 HTTP endpoint (MinIO is not installable here; the
+  docker-compose and Helm deployments use MinIO).
+* MLflow: ``mlflow server`` from the platform environment, SQLite backend.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from churn.core.errors import SetupError
+
+
+@dataclass
+class S3Server:
+    """moto's S3 server on loopback, in a thread of this process."""
+
+    port: int
+    access_key: str = "churn-test"
+    secret_key: str = "churn-test-secret"
+    region: str = "us-east-1"
+    _server: object = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "S3Server":
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise SetupError(f"moto S3 server did not start on port {self.port}")
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name=self.region)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+@dataclass
+class MlflowServer:
+    """An MLflow tracking server (``mlflow server``) on loopback: a SQLite backend store and artifacts
+    wherever ``artifact_root`` says (an ``s3://`` root is written by the clients themselves, with
+    their S3 settings, since the server runs with ``--no-serve-artifacts``)."""
+
+    backend_uri: str
+    artifact_root: str
+    port: int
+    log_file: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> "MlflowServer":
+        import sys
+        import urllib.request
+
+        exe = Path(sys.executable).parent / "mlflow"
+        cmd = [str(exe), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+               "--backend-store-uri", self.backend_uri, "--default-artifact-root", self.artifact_root,
+               "--no-serve-artifacts"]
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SetupError(f"mlflow server exited with {self.proc.returncode} (see {self.log_file})")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:  # noqa: S310 - loopback
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise SetupError(f"mlflow server did not answer on {self.url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            import signal
+
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
