@@ -50,7 +50,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churn.core import sources as S
-from churn.core.sources import DEFECT_KINDS, DRIFT_KINDS
+from churn.core.sources import DEFECT_KINDS, DEFECT_MODES, DRIFT_KINDS
 from churn.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,11 @@ class GeneratorConfig:
     drift_date: dt.date | None = None
     defects: tuple[str, ...] = ()
     defect_rate: float = 0.01
+    #: "replace": a defect corrupts a true row (the row is lost to quarantine, as when an exporter
+    #: mangles it); "add": the corrupted row is an extra copy beside the true one (garbage appended
+    #: to an export), so every true row still arrives and the clean data stays as learnable as
+    #: without defects. Late rows are always the true rows, delayed.
+    defect_mode: str = "replace"
     #: daily arrivals as a share of the initial base (keeps the base roughly stable)
     arrival_rate: float = 0.0009
 
@@ -86,6 +91,8 @@ class GeneratorConfig:
         bad = [d for d in self.defects if d not in DEFECT_KINDS]
         if bad:
             raise InputError(f"--defects: unknown kind(s) {', '.join(bad)}; known: {', '.join(DEFECT_KINDS)}")
+        if self.defect_mode not in DEFECT_MODES:
+            raise InputError(f"--defect-mode must be one of {', '.join(DEFECT_MODES)}, got {self.defect_mode!r}")
         if not 0 <= self.defect_rate <= 0.5:
             raise InputError(f"--defect-rate must be within [0, 0.5], got {self.defect_rate}")
 
@@ -419,12 +426,22 @@ class _Defects:
         self.cfg, self.m = cfg, manifest
         self.rng = np.random.default_rng([cfg.seed, chunk, 7])
         self.late: dict[int, dict[str, list[pd.DataFrame]]] = defaultdict(lambda: defaultdict(list))
+        self._only: np.ndarray | None = None
 
     def _pick(self, n: int) -> np.ndarray:
         if n == 0:
             return np.zeros(0, int)
         k = self.rng.binomial(n, self.cfg.defect_rate)
         return self.rng.choice(n, k, replace=False)
+
+    def _targets(self, n: int) -> np.ndarray:
+        """Rows a corrupting defect hits: any row ("replace"), or only the appended copies ("add")."""
+        if self._only is None:
+            return self._pick(n)
+        if self._only.size == 0:
+            return self._only
+        k = min(self._only.size, max(1, self.rng.binomial(self._only.size, 1 / 4)))
+        return self.rng.choice(self._only, k, replace=False)
 
     def apply(self, source: str, day: int, df: pd.DataFrame) -> pd.DataFrame:
         kinds = self.cfg.defects
@@ -438,25 +455,32 @@ class _Defects:
                 self.late[day + lag][source].append(df.iloc[rows])
                 df = df.drop(df.index[rows])
                 self.m.defects[f"{source}.late_rows"] += rows.size
+        true_rows = len(df)
+        if self.cfg.defect_mode == "add":  # corrupt copies of true rows, appended after them
+            copies = self._pick(true_rows)
+            df = pd.concat([df, df.iloc[copies]], ignore_index=True)
+            self._only = np.arange(true_rows, len(df))
+        else:
+            self._only = None
         if "nulls" in kinds:
-            rows = self._pick(len(df))
+            rows = self._targets(len(df))
             col = self.NULL_COLS[source]
             df[col] = df[col].astype(object)
             df.iloc[rows, df.columns.get_loc(col)] = None
             self.m.defects[f"{source}.nulls.{col}"] += rows.size
         if "bad_dates" in kinds:
-            rows = self._pick(len(df))
+            rows = self._targets(len(df))
             col = self.DATE_COLS[source]
             df.iloc[rows, df.columns.get_loc(col)] = "31/02/2026"
             self.m.defects[f"{source}.bad_dates.{col}"] += rows.size
         if "future_dates" in kinds and source != "customers":
-            rows = self._pick(len(df))
+            rows = self._targets(len(df))
             col = S.SOURCES[source].event_time
             future = (self.cfg.start + dt.timedelta(days=day + 400)).isoformat()
             df.iloc[rows, df.columns.get_loc(col)] = future
             self.m.defects[f"{source}.future_dates.{col}"] += rows.size
         if "unknown_categories" in kinds and source in self.CATEGORY:
-            rows = self._pick(len(df))
+            rows = self._targets(len(df))
             col, value = self.CATEGORY[source]
             df.iloc[rows, df.columns.get_loc(col)] = value
             self.m.defects[f"{source}.unknown_categories.{col}"] += rows.size

@@ -32,6 +32,7 @@ def cmd_generate(args) -> int:
         drift_date=parse_date(args.drift_date, "--drift-date") if args.drift_date else None,
         defects=tuple(DEFECT_KINDS) if args.defects == "all" else tuple(x for x in (args.defects or "").split(",") if x),
         defect_rate=args.defect_rate,
+        defect_mode=args.defect_mode,
     )
     if "://" in cfg.out:
         raise InputError(f"--out {cfg.out}: the generator writes to a local folder (raw exports land there)")
@@ -128,7 +129,7 @@ def cmd_spark_gateway(args) -> int:
 
 
 def register(sub, common) -> None:
-    from churn.core.sources import DEFECT_KINDS, DRIFT_KINDS
+    from churn.core.sources import DEFECT_KINDS, DEFECT_MODES, DRIFT_KINDS
 
     g = add_command(sub, "generate", cmd_generate, "generate a customer base's daily raw exports (the simulator)",
                     "churn generate --customers 5000 --start 2026-01-01 --days 70 --defects all", common)
@@ -141,6 +142,8 @@ def register(sub, common) -> None:
     g.add_argument("--drift-date", help="first day of the drift event, YYYY-MM-DD")
     g.add_argument("--defects", help=f"comma list of {','.join(DEFECT_KINDS)}, or 'all'")
     g.add_argument("--defect-rate", type=float, default=0.01, help="share of rows each defect hits")
+    g.add_argument("--defect-mode", choices=DEFECT_MODES, default="replace",
+                   help="replace: defects corrupt true rows; add: corrupted extra copies beside the true rows")
     g.add_argument("--no-oracle", action="store_true", help="skip the true-probability side table")
 
     r = add_command(sub, "run", cmd_run, "run steps of the nightly pipeline for a date or a date range (default: the "

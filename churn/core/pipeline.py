@@ -26,7 +26,8 @@ from churn.core.errors import ChurnError, ConfigError, InputError
 
 PIPELINES_FILE = Path(__file__).with_name("pipelines.yaml")
 KINDS = ("spark", "process")
-_STEP_FIELDS = {"name", "module", "args", "kind", "dated", "ranges", "timeout_minutes", "reads", "writes", "outlets", "doc"}
+_STEP_FIELDS = {"name", "module", "args", "kind", "dated", "ranges", "every", "timeout_minutes", "reads", "writes",
+                "outlets", "doc"}
 log = logging.getLogger("churn.pipeline")
 
 
@@ -39,6 +40,7 @@ class Step:
     args: tuple[str, ...] = ()
     dated: bool = True
     ranges: bool = False
+    every: bool = False
     timeout_minutes: int = 120
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
@@ -93,7 +95,8 @@ def _step(raw: Any, where: str) -> Step:
     if raw["kind"] not in KINDS:
         raise ConfigError(f"{where}: kind {raw['kind']!r}, expected one of {', '.join(KINDS)}")
     return Step(name=raw["name"], module=raw["module"], kind=raw["kind"], doc=raw["doc"],
-                args=tuple(raw.get("args") or ()), dated=bool(raw.get("dated", True)), ranges=bool(raw.get("ranges", False)),
+                args=tuple(raw.get("args") or ()), dated=bool(raw.get("dated", True)),
+                ranges=bool(raw.get("ranges", False)), every=bool(raw.get("every", False)),
                 timeout_minutes=int(raw.get("timeout_minutes", 120)), reads=tuple(raw.get("reads") or ()),
                 writes=tuple(raw.get("writes") or ()), outlets=tuple(raw.get("outlets") or ()))
 
@@ -195,7 +198,7 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
     p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=step.doc,
                                 epilog=f"example: python -m {step.module} {' '.join(step.argv('2026-01-31'))}".rstrip())
     if step.dated:
-        add_date_arguments(p, ranges=step.ranges, every=step.ranges and name == "features")
+        add_date_arguments(p, ranges=step.ranges, every=step.every)
     p.add_argument("--config", help="settings YAML (else CHURN_CONFIG and CHURN_* variables)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)

@@ -156,5 +156,7 @@ DATE_FORMAT = "yyyy-MM-dd"
 #: What can go wrong in a real export, as the simulator injects it (``churn generate --defects``);
 #: validation must catch each of them (tests/spark_jobs/test_lakehouse.py).
 DEFECT_KINDS = ("nulls", "duplicates", "bad_dates", "unknown_categories", "late_rows", "future_dates")
+#: How the simulator injects them: corrupting true rows, or as corrupted extra copies of true rows.
+DEFECT_MODES = ("replace", "add")
 #: Drift events the simulator can start on a date (``churn generate --drift``).
 DRIFT_KINDS = ("price_rise", "competitor")

@@ -75,6 +75,25 @@ def test_defects_are_injected_and_counted(tmp_path):
     assert m.defects["usage.late_rows"] > 0
 
 
+def test_added_defects_leave_every_true_row_in_the_export(tmp_path):
+    """defect_mode="add": the corrupted rows are extra copies, so a clean run's rows all arrive (late
+    rows a few days late): what the session's test lakehouse relies on to stay learnable."""
+    from churn.core.sources import DEFECT_KINDS
+
+    generate_base(tmp_path / "clean", 300, START, 8)
+    m = generate_base(tmp_path / "added", 300, START, 8, defects=DEFECT_KINDS, defect_rate=0.05, defect_mode="add")
+    for source in ("usage", "customers"):  # the CSV exports
+        def rows(kind):
+            frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in (tmp_path / kind / "raw" / source).rglob("*.csv")]
+            return pd.concat(frames).drop_duplicates()
+        clean, added = rows("clean"), rows("added")
+        merged = clean.merge(added, how="left", indicator=True)
+        assert (merged["_merge"] == "both").all(), (source, merged[merged["_merge"] != "both"].head())
+        assert len(added) > len(clean), source  # and the corrupted copies come on top
+    assert m.defects["usage.nulls.sessions"] > 0 and m.defects["usage.late_rows"] > 0
+    assert m.defects["customers.unknown_categories.payment_method"] > 0
+
+
 def test_drift_raises_prices(tmp_path):
     generate_base(tmp_path, 500, START, 12, drift="price_rise", drift_date=START + dt.timedelta(days=5))
     changes = pd.read_csv(tmp_path / "raw" / "plan_changes" / f"ingest_date={START + dt.timedelta(days=5)}" / "part-0000.csv")

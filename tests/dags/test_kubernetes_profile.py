@@ -104,8 +104,26 @@ def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kuber
     assert training["args"][:2] == ["pipeline", "submit"]  # the cluster hands off to Kubeflow Pipelines
 
 
-def test_a_spark_step_succeeds_only_when_its_driver_exits_0_and_leaves_no_pod(cluster):
-    results, log = run_cases(cluster, {"name": "ok", "standin": {"start_after": 1, "run_for": 2}})
+@pytest.fixture(scope="module")
+def spark_steps(cluster):
+    """Every scenario of a Spark step, run in one Airflow process (one interpreter start, one parse)."""
+    return run_cases(
+        cluster,
+        {"name": "ok", "standin": {"start_after": 1, "run_for": 2}},
+        # the driver pod is deleted mid-run; the application still says COMPLETED (apache/airflow#41212)
+        {"name": "driver_deleted", "standin": {"start_after": 1, "run_for": 30, "delete_driver_after": 2}},
+        # the spark-operator never starts the driver: the start times out
+        {"name": "never_starts", "standin": {"start_after": None}},
+        # the driver fails
+        {"name": "driver_fails", "standin": {"start_after": 1, "run_for": 1, "exit_code": 1}},
+        # the task is killed (here by its execution timeout; clearing it sends SIGTERM, same on_kill)
+        {"name": "killed", "standin": {"start_after": 1, "run_for": 120}, "timeout": 15},
+        extra_env={"CHURN_K8S_START_TIMEOUT": "3"},
+    )
+
+
+def test_a_spark_step_succeeds_only_when_its_driver_exits_0_and_leaves_no_pod(spark_steps):
+    results, log = spark_steps
     r = results["ok"]
     assert r["task"] == "success", log[-3000:]
     assert r["left"]["pods"] == []  # the driver pod is deleted once its logs are in Airflow
@@ -118,20 +136,12 @@ def test_a_spark_step_succeeds_only_when_its_driver_exits_0_and_leaves_no_pod(cl
     assert spec["driver"]["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]
 
 
-def test_known_spark_on_kubernetes_failures_fail_the_task_and_leave_nothing_behind(cluster):
-    results, log = run_cases(
-        cluster,
-        # the driver pod is deleted mid-run; the application still says COMPLETED (apache/airflow#41212)
-        {"name": "driver_deleted", "standin": {"start_after": 1, "run_for": 30, "delete_driver_after": 2}},
-        # the spark-operator never starts the driver: the start times out
-        {"name": "never_starts", "standin": {"start_after": None}},
-        # the driver fails
-        {"name": "driver_fails", "standin": {"start_after": 1, "run_for": 1, "exit_code": 1}},
-        # the task is killed (here by its execution timeout; clearing it sends SIGTERM, same on_kill)
-        {"name": "killed", "standin": {"start_after": 1, "run_for": 120}, "timeout": 15},
-        extra_env={"CHURN_K8S_START_TIMEOUT": "3"},
-    )
+def test_known_spark_on_kubernetes_failures_fail_the_task_and_leave_nothing_behind(spark_steps):
+    results, log = spark_steps
+    assert set(results) == {"ok", "driver_deleted", "never_starts", "driver_fails", "killed"}
     for name, r in results.items():
+        if name == "ok":
+            continue
         assert r["task"] == "failed", (name, log[-4000:])
         assert r["left"]["apps"] == [] and r["left"]["pods"] == [], (name, r["left"])
     assert log.count("deleting SparkApplication") >= 4  # the operator's own clean-up, not a TTL

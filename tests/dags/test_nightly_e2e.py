@@ -42,7 +42,6 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
         conn.execute(f"CREATE DATABASE {db}")
     pg_url = postgres.url.rsplit("/", 1)[0] + f"/{db}"
     settings = make_settings(home, mlflow_uri=champion[0].mlflow_tracking_uri, label_horizon_days=7, pg_url=pg_url)
-    run_pipeline(settings, START, spark=spark)  # 1. `churn nightly --date START`, in this process
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW", "PYSPARK"))}
     env.update({f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items() if k != "extra" and v not in ("", None)})
@@ -52,9 +51,11 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
         "CHURN_AIRFLOW_PROFILE": "local", "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     })
+    # the Airflow tasks' warm JVM starts while this process runs the first night
     jvm = subprocess.Popen([sys.executable, "-m", "churn", "spark-gateway"], env=env,
                            stdout=open(home / "spark-gateway.log", "w"), stderr=subprocess.STDOUT)
     try:
+        run_pipeline(settings, START, spark=spark)  # 1. `churn nightly --date START`, in this process
         deadline = time.time() + 120
         while not gateway.exists():
             assert jvm.poll() is None and time.time() < deadline, (home / "spark-gateway.log").read_text()[-2000:]
