@@ -58,3 +58,14 @@ def test_values_are_checked_before_anything_renders():
 
 def test_the_predictor_can_be_left_out():
     assert render("predictor.enabled=false") == []
+
+
+def test_the_chart_defaults_to_the_image_the_platform_declares():
+    """One default image for every environment: the chart's values agree with churn/core/pipelines.yaml,
+    which the DAGs, the Kubeflow components and the settings read."""
+    from churn.core.pipeline import platform_defaults
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["image"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert f"{values['repository']}:{values['tag']}" == platform_defaults()["image"]
+    assert chart["appVersion"] == values["tag"]
