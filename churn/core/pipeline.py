@@ -214,7 +214,7 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
         run = StepRun(settings, start, end, getattr(args, "every", 1), name, factory)
         t0 = time.time()
         result = run_step(run)
-        what = f" {start}..{end}" if step.dated else ""
+        what = "" if not step.dated else f" {start}" if start == end else f" {start}..{end}"
         log.info("%s%s done in %.1fs: %s", name, what, time.time() - t0, result)
         return 0
     except ChurnError as exc:
