@@ -98,7 +98,7 @@ def load_lakehouse(settings: Settings, start: dt.date | None, end: dt.date | Non
     have = {f.name for f in tables["customer_features"].schema().fields}
     missing = [n for n in names if n not in have]
     if missing:
-        raise InputError(f"gold/customer_features lacks feature column(s) {', '.join(missing)} that churn/features.py "
+        raise InputError(f"gold/customer_features lacks feature column(s) {', '.join(missing)} that churn/core/feature_defs.py "
                          "defines: rebuild it with `churn run --steps features` for the training window")
     filters = []
     if start:
