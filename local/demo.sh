@@ -72,10 +72,18 @@ export CHURN_AIRFLOW_PROFILE=local CHURN_PLATFORM_PYTHON="$PY"
 export CHURN_LAKE_URI=${CHURN_LAKE_URI:-$CHURN_HOME/lake}
 # one warm Spark JVM for every step of every night (each step still runs as its own process)
 export CHURN_SPARK_GATEWAY="$CHURN_HOME/spark-gateway.json"
+rm -f "$CHURN_SPARK_GATEWAY"  # a file left by an interrupted demo names no running JVM
 $CHURN spark-gateway > "$CHURN_HOME/spark-gateway.log" 2>&1 &
 GATEWAY_PID=$!
 trap 'kill $GATEWAY_PID 2>/dev/null || true' EXIT
 "$AIRFLOW" db migrate > "$CHURN_HOME/airflow/migrate.log" 2>&1
+# the gateway announces itself (writes its file) once its JVM is warm: wait for it, or the first
+# Spark task would start a JVM of its own
+for _ in $(seq 180); do
+  [ -f "$CHURN_SPARK_GATEWAY" ] && break
+  kill -0 $GATEWAY_PID 2>/dev/null || { echo "churn spark-gateway exited; its log: $CHURN_HOME/spark-gateway.log" >&2; exit 1; }
+  sleep 1
+done
 for i in $(seq "$NIGHTS" -1 1); do
   D=$(date -u -d "$END -$((i - 1)) days" +%F)
   echo "-- night of $D (log: $AIRFLOW_HOME/dags-test-$D.log)"

@@ -120,6 +120,7 @@ def serve_gateway(settings: Settings, path: Path) -> None:
     for k, v in spark_conf(settings, "churn-shared-jvm").items():
         conf.set(k, v)
     gateway = launch_gateway(conf)
+    _warm_up(settings, gateway)
     params = gateway.gateway_parameters
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -137,6 +138,38 @@ def serve_gateway(settings: Settings, path: Path) -> None:
     log.info("warm Spark JVM ready: steps with CHURN_SPARK_GATEWAY=%s attach to it", path)
     while True:
         signal.pause()
+
+
+def _warm_up(settings: Settings, gateway) -> None:
+    """Before any step attaches: a tiny Delta write, MERGE and read in the new JVM, in a context
+    stopped afterwards like a step's. The classes every step uses (Delta, Parquet, the file system)
+    are then loaded and compiled once here, not by the night's first step (measured: a first
+    ingest of 35 s against 15-25 s for later steps)."""
+    import tempfile
+    import time
+
+    from delta.tables import DeltaTable
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    t0 = time.time()
+    SparkContext._ensure_initialized(gateway=gateway)
+    builder = SparkSession.builder
+    for k, v in spark_conf(settings, "churn-jvm-warm-up").items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    try:
+        with tempfile.TemporaryDirectory(prefix="churn-jvm-warm-up-") as folder:
+            uri = str(Path(folder) / "t")
+            rows = spark.range(200).selectExpr("id", "cast(id % 7 as string) AS k", "current_date() AS day")
+            rows.write.format("delta").partitionBy("day").save(uri)
+            (DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), "t.id = s.id")
+             .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+            spark.read.format("delta").load(uri).groupBy("k").count().collect()
+    finally:
+        spark.stop()
+    log.info("warmed the JVM (Delta write, MERGE, read) in %.1fs", time.time() - t0)
 
 
 def _attach_gateway(path: Path) -> bool:
