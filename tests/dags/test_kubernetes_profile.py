@@ -117,7 +117,7 @@ def spark_steps(cluster):
         # the driver fails
         {"name": "driver_fails", "standin": {"start_after": 1, "run_for": 1, "exit_code": 1}},
         # the task is killed (here by its execution timeout; clearing it sends SIGTERM, same on_kill)
-        {"name": "killed", "standin": {"start_after": 1, "run_for": 120}, "timeout": 15},
+        {"name": "killed", "standin": {"start_after": 1, "run_for": 120}, "timeout": 10},
         extra_env={"CHURN_K8S_START_TIMEOUT": "3"},
     )
 

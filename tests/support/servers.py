@@ -20,30 +20,37 @@ from churn.core.errors import SetupError
 
 @dataclass
 class S3Server:
-    """moto's S3 server on loopback, in a thread of this process."""
+    """moto's S3 server on loopback, as a process of its own (``python -m moto.server``).
+
+    Its own process, not a thread of the test process: Spark's S3A client and delta-rs hammer it
+    with small requests, and in a thread it competed for the test process's GIL (test_s3 alone:
+    90 s with the server in a thread, 79 s with it in its own process)."""
 
     port: int
     access_key: str = "churn-test"
     secret_key: str = "churn-test-secret"
     region: str = "us-east-1"
-    _server: object = None
+    _proc: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "S3Server":
-        from moto.server import ThreadedMotoServer
+        import sys
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        deadline = time.time() + 20
+        self._proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
         while time.time() < deadline:
+            if self._proc.poll() is not None:
+                raise SetupError(f"moto S3 server exited with {self._proc.returncode} (port {self.port})")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self
             except OSError:
                 time.sleep(0.1)
+        self.stop()
         raise SetupError(f"moto S3 server did not start on port {self.port}")
 
     def create_bucket(self, name: str) -> None:
@@ -56,9 +63,12 @@ class S3Server:
                             aws_secret_access_key=self.secret_key, region_name=self.region)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
 
 
 @dataclass
