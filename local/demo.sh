@@ -76,7 +76,7 @@ rm -f "$CHURN_SPARK_GATEWAY"  # a file left by an interrupted demo names no runn
 $CHURN spark-gateway > "$CHURN_HOME/spark-gateway.log" 2>&1 &
 GATEWAY_PID=$!
 trap 'kill $GATEWAY_PID 2>/dev/null || true' EXIT
-"$AIRFLOW" db migrate > "$CHURN_HOME/airflow/migrate.log" 2>&1
+bash local/airflow.sh init  # the metadata database and the lake writers' one-slot pool
 # the gateway announces itself (writes its file) once its JVM is warm: wait for it, or the first
 # Spark task would start a JVM of its own
 for _ in $(seq 180); do

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, TypeVar
 
 from churn.core.errors import InputError
 
 log = logging.getLogger("spark_jobs")
+T = TypeVar("T")
 
 
 def sql_dates(dates: Iterable[dt.date]) -> str:
@@ -50,6 +52,24 @@ def replace_where(df, uri: str, predicate: str, partition_by: list[str]) -> None
         .save(uri)
     )
 
+
+
+def per_table(items: Iterable[T], write: Callable[[T], Any], writers: int) -> list[Any]:
+    """``write(item)`` for every item (one table each), ``writers`` at a time in threads of this
+    process's SparkSession, results in the items' order.
+
+    Each table's commit is its own; when one fails the others still finish (as they would have had
+    they run first) and the first failure is raised, so a rerun of the step completes it.
+    """
+    items = list(items)
+    if writers <= 1 or len(items) <= 1:
+        return [write(i) for i in items]
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="table-writer") as pool:
+        futures = [pool.submit(write, i) for i in items]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures]
 
 
 # ---- command line --------------------------------------------------------------------------

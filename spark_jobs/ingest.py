@@ -23,7 +23,7 @@ from churn.core.settings import Settings
 from churn.core.sources import SOURCES, Source
 from churn.core.dates import date_range
 from churn.core.pipeline import StepRun
-from spark_jobs.common import path_exists, replace_where, spark_step_main
+from spark_jobs.common import path_exists, per_table, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.ingest")
 CORRUPT = "_corrupt_record"
@@ -102,8 +102,36 @@ def missing_drops(spark: SparkSession, settings: Settings, dates: list[dt.date])
     ]
 
 
-def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> IngestResult:
+def check_no_gap(settings: Settings, start: dt.date, force: bool = False) -> None:
+    """Refuse ``start`` when an earlier date after the lake's first one was never ingested.
+
+    Silver keeps when each entity was first seen and features read "what was known by D", so a
+    night built before an earlier night's drop is ingested lacks that drop for good (the backfill
+    must run in date order). ``force`` ingests anyway: a later rerun of the night fixes it.
+    """
+    from churn.core.lake import ingested_dates
+
+    earlier = sorted(d for d in ingested_dates(settings) if d < start)
+    if not earlier:
+        return  # the lake's first night, or a history before it
+    gaps = [d for d in date_range(earlier[0], start - dt.timedelta(days=1)) if d not in set(earlier)]
+    if not gaps:
+        return
+    shown = ", ".join(str(d) for d in gaps[:8]) + (f" and {len(gaps) - 8} more" if len(gaps) > 8 else "")
+    if force:
+        log.warning("ingesting %s although the drops of %s were never ingested (--force): rerun %s after them",
+                    start, shown, start)
+        return
+    raise InputError(
+        f"refusing to ingest {start}: the drop(s) of {shown} (after the lake's first night {earlier[0]}) were never "
+        f"ingested, and nights built out of order lose rows first seen on those dates. Run them first, in date "
+        f"order (`churn run --start {gaps[0]} --end {start}`, or a backfill with --max-active-runs 1), "
+        f"or pass --force to ingest {start} anyway and rerun it afterwards.")
+
+
+def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date, force: bool = False) -> IngestResult:
     dates = date_range(start, end)
+    check_no_gap(settings, start, force)
     missing = missing_drops(spark, settings, dates)
     if missing:
         shown = "\n  ".join(missing[:12]) + ("\n  ..." if len(missing) > 12 else "")
@@ -118,15 +146,19 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     if sum(counts.values()) == 0:
         raise InputError(f"raw drop for {start}..{end} under {settings.raw_uri} is empty: every export has no rows")
     predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
-    for name, df in frames.items():
+
+    def write(item):
+        name, df = item
         replace_where(df, settings.table_uri("bronze", name), predicate, ["ingest_date"])
         log.info("bronze/%s: %d rows for %s..%s", name, counts[name], start, end)
+
+    per_table(frames.items(), write, settings.spark_table_writers)
     return IngestResult(counts)
 
 
 def run_step(job: StepRun):
     """The pipeline's ``ingest`` step (churn/core/pipelines.yaml)."""
-    return run(job.spark, job.settings, job.start, job.end)
+    return run(job.spark, job.settings, job.start, job.end, force=job.force)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ Takes the bronze rows of D (or a range) that pass the validation suite's row rul
 the contract's types, keeps one row per natural key (the latest version; ties broken by ingest
 date), and MERGEs into ``<lake>/silver/<source>``. A row only replaces a stored one when it is at
 least as recent, so re-running an old date after newer ones never rolls an entity back.
-``_first_ingest_date`` records when an entity was first seen.
+``_first_ingest_date`` records when an entity was first seen; it only ever moves earlier, so a
+night run after a later one leaves the same silver as the two in date order.
 ``silver/usage`` is partitioned by usage date so the feature windows read only what they need.
 """
 
@@ -21,7 +22,7 @@ from pyspark.sql.window import Window
 from churn.core.settings import Settings
 from churn.core.sources import DATE_FORMAT, SOURCES, Source
 from churn.core.pipeline import StepRun
-from spark_jobs.common import is_delta, read_delta, spark_step_main
+from spark_jobs.common import is_delta, per_table, read_delta, spark_step_main
 from spark_jobs.validate import passing_rows
 
 log = logging.getLogger("spark_jobs.silver")
@@ -75,10 +76,16 @@ def merge(spark: SparkSession, uri: str, batch: DataFrame, source: Source) -> No
         cond += f" AND t.{part} >= DATE'{bounds['lo']}' AND t.{part} <= DATE'{bounds['hi']}'"  # prune
     newer = (f"s.{source.version} > t.{source.version} OR (s.{source.version} = t.{source.version} "
              "AND s._ingest_date >= t._ingest_date)")
+    # a night run after a later one (a backfill out of order) may be the first to see an entity:
+    # its first-seen date only ever moves earlier, so D's features find what D's drop held
+    first = "least(t._first_ingest_date, s._first_ingest_date)"
     (
         DeltaTable.forPath(spark, uri).alias("t")
         .merge(batch.alias("s"), cond)
-        .whenMatchedUpdate(condition=newer, set={c: f"s.{c}" for c in batch.columns if c != "_first_ingest_date"})
+        .whenMatchedUpdate(condition=newer, set={**{c: f"s.{c}" for c in batch.columns if c != "_first_ingest_date"},
+                                                 "_first_ingest_date": first})
+        .whenMatchedUpdate(condition="s._first_ingest_date < t._first_ingest_date",
+                           set={"_first_ingest_date": "s._first_ingest_date"})
         .whenNotMatchedInsertAll()
         .execute()
     )
@@ -86,17 +93,19 @@ def merge(spark: SparkSession, uri: str, batch: DataFrame, source: Source) -> No
 
 def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
     predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
-    out = {}
-    for name, source in SOURCES.items():
-        bronze = read_delta(spark, settings.table_uri("bronze", name), f"bronze/{name}",
-                            "run the ingest step first").where(predicate)
+    bronzes = {name: read_delta(spark, settings.table_uri("bronze", name), f"bronze/{name}",
+                                "run the ingest step first").where(predicate) for name in SOURCES}
+
+    def write(name: str) -> dict:
         uri = settings.table_uri("silver", name)
-        merge(spark, uri, prepare(bronze, source), source)
+        merge(spark, uri, prepare(bronzes[name], SOURCES[name]), SOURCES[name])
         metrics = DeltaTable.forPath(spark, uri).history(1).select("operationMetrics").first()[0] or {}
-        out[name] = {k: int(metrics.get(k, 0)) for k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numOutputRows")
-                     if k in metrics}
-        log.info("silver/%s: %s", name, out[name])
-    return out
+        done = {k: int(metrics.get(k, 0)) for k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numOutputRows")
+                if k in metrics}
+        log.info("silver/%s: %s", name, done)
+        return done
+
+    return dict(zip(SOURCES, per_table(SOURCES, write, settings.spark_table_writers)))
 
 
 def run_step(job: StepRun):

@@ -66,7 +66,7 @@ def cmd_run(args) -> int:
     nightly = load_pipeline("nightly")
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else [s.name for s in nightly.range_steps]
     t0 = time.time()
-    run_pipeline(settings_of(args), start, end, steps=steps, every=args.every, pipeline=nightly)
+    run_pipeline(settings_of(args), start, end, steps=steps, every=args.every, pipeline=nightly, force=args.force)
     log.info("run %s..%s (%s) finished in %.1fs", start, end, ",".join(steps), time.time() - t0)
     return 0
 
@@ -78,7 +78,10 @@ def cmd_import_snapshot(args) -> int:
 
     s = settings_of(args)
     spec = load_spec(args.spec)
-    result = import_snapshot.run(get_spark(s, "churn-import-snapshot"), s, spec)
+    from churn.core.lock import LakeLock
+
+    with LakeLock(s):  # it writes gold/snapshots/<name>: one writer per lake
+        result = import_snapshot.run(get_spark(s, "churn-import-snapshot"), s, spec)
     print(json.dumps(result, indent=1, default=str))
     return 0
 
@@ -152,6 +155,8 @@ def register(sub, common) -> None:
     r.add_argument("--start", help="first date of a range (a backfill in one pass)")
     r.add_argument("--end", help="last date of a range (inclusive)")
     r.add_argument("--every", type=int, default=1, help="within a range, a feature snapshot every N days")
+    r.add_argument("--force", action="store_true", help="run even if drops of dates before --start were never "
+                   "ingested (a night out of order; rerun it once they are)")
     r.add_argument("--steps", help="comma list of steps of churn/core/pipelines.yaml, run in declared order "
                    "(default: those that take a range: ingest,validate,silver,features,labels)")
 

@@ -19,7 +19,7 @@ def cmd_nightly(args) -> int:
     check_not_future(d)
     t0 = time.time()
     # the first declared step is the database migration: an unreachable PostgreSQL fails before any Spark work
-    results = run_pipeline(settings_of(args), d)
+    results = run_pipeline(settings_of(args), d, force=args.force)
     scored, published = results["score"], results["publish"]
     print(json.dumps({"date": str(d), "scored": scored["rows"], "published": published["rows"],
                       "model": scored["model"], "version": scored["version"], "seconds": round(time.time() - t0, 1)}))
@@ -51,6 +51,8 @@ def register(sub, common) -> None:
     ni = add_command(sub, "nightly", cmd_nightly, "run the whole nightly pipeline for D in one process, without "
                      "Airflow: db_upgrade, ingest .. labels, score, publish", "churn nightly --date 2026-03-01", common)
     ni.add_argument("--date", required=True, help="logical date YYYY-MM-DD (the night's data)")
+    ni.add_argument("--force", action="store_true", help="run even if drops of earlier dates were never ingested "
+                    "(a night out of order; rerun it once they are)")
 
     pl = add_command(sub, "pipeline", cmd_pipeline, "the Kubeflow training pipeline: compile it, run it locally, or "
                      "submit it to a KFP endpoint and wait", "churn pipeline run-local --start 2026-01-01 --end 2026-03-01",

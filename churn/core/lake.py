@@ -20,6 +20,26 @@ def delta_table(settings: Settings, layer: str, name: str, version: int | None =
         return None
 
 
+def partition_values(settings: Settings, layer: str, name: str, column: str) -> set:
+    """The values of a partition column present in a table, from its Delta log only (no data is
+    read); an empty set when the table does not exist."""
+    import pyarrow as pa
+
+    table = delta_table(settings, layer, name)
+    if table is None:
+        return set()
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return set(actions.column(f"partition.{column}").to_pylist()) if actions.num_rows else set()
+
+
+def ingested_dates(settings: Settings) -> set:
+    """Every date whose drop is in bronze (any source: a day may export no rows of some sources)."""
+    out: set = set()
+    for source in SOURCES:
+        out |= partition_values(settings, "bronze", source, "ingest_date")
+    return out
+
+
 #: Every table the nightly pipeline builds, layer by layer (``churn tables`` lists them).
 LAKE_TABLES: list[tuple[str, str]] = (
     [("bronze", n) for n in SOURCES] + [("quarantine", "rejected_rows")] + [("silver", n) for n in SOURCES]

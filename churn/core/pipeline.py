@@ -46,6 +46,12 @@ class Step:
     writes: tuple[str, ...] = ()
     outlets: tuple[dict, ...] = ()
 
+    @property
+    def writes_lake(self) -> bool:
+        """It writes lake tables: it holds the lake's lock while it runs (churn/core/lock.py) and
+        takes the lake writers' one-slot pool in Airflow (dags/churn_dags)."""
+        return any(w.startswith("lake:") for w in self.writes)
+
     def argv(self, date: str) -> list[str]:
         """The step's command-line arguments for one logical date (``{{ ds }}`` in a DAG)."""
         return [*self.args, *(["--date", date] if self.dated else [])]
@@ -139,6 +145,8 @@ class StepRun:
     end: dt.date
     every: int = 1
     step: str = ""
+    #: run although earlier dates' drops were never ingested (``--force``; see spark_jobs.ingest)
+    force: bool = False
     spark_factory: Callable[[], Any] | None = field(default=None, repr=False)
     _spark: Any = field(default=None, repr=False)
 
@@ -199,6 +207,8 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
                                 epilog=f"example: python -m {step.module} {' '.join(step.argv('2026-01-31'))}".rstrip())
     if step.dated:
         add_date_arguments(p, ranges=step.ranges, every=step.every)
+        p.add_argument("--force", action="store_true", help="run even if drops of earlier dates were never "
+                       "ingested (a night out of order; rerun it once they are)")
     p.add_argument("--config", help="settings YAML (else CHURN_CONFIG and CHURN_* variables)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
@@ -211,9 +221,15 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
             start = end = dt.datetime.now(dt.timezone.utc).date()
         settings = load_settings(args.config)
         factory = (lambda: spark_factory(settings, f"churn-{name}")) if spark_factory else None
-        run = StepRun(settings, start, end, getattr(args, "every", 1), name, factory)
+        run = StepRun(settings, start, end, getattr(args, "every", 1), name, getattr(args, "force", False), factory)
         t0 = time.time()
-        result = run_step(run)
+        if step.writes_lake:
+            from churn.core.lock import LakeLock
+
+            with LakeLock(settings):  # one writer per lake: refuses (or waits) while another writes
+                result = run_step(run)
+        else:
+            result = run_step(run)
         what = "" if not step.dated else f" {start}" if start == end else f" {start}..{end}"
         log.info("%s%s done in %.1fs: %s", name, what, time.time() - t0, result)
         return 0

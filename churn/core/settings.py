@@ -62,6 +62,10 @@ class Settings:
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = 8
+    #: How many of a step's per-source tables it writes at once (ingest's replaceWhere, silver's
+    #: MERGE: one Spark job chain per table, in threads of one session). A small night is mostly fixed
+    #: per-commit cost, which overlaps; 1 writes them one after the other (lowest peak memory).
+    spark_table_writers: int = 3
     #: Local profile only: the file of a warm Spark JVM started by ``churn spark-gateway``. Steps
     #: attach to it (one at a time) instead of starting their own JVM; empty: every step starts its own.
     spark_gateway: str = ""
@@ -101,6 +105,13 @@ class Settings:
     platform_image: str = ""
     #: Kubeflow Pipelines API endpoint the training hand-off submits to (e.g. http://ml-pipeline:8888).
     kfp_host: str = ""
+    #: One writer per lake (churn/core/lock.py): how long a lake-writing command waits for the lake's
+    #: lock before it refuses, naming the holder (0: refuse at once).
+    lake_lock_wait_seconds: float = 0.0
+    #: S3 lakes: how often the lock's holder renews it, and after how long without a renewal the lock
+    #: is stale (its holder died) and the next writer takes it over.
+    lake_lock_heartbeat_seconds: float = 10.0
+    lake_lock_stale_seconds: float = 120.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # ---- derived locations -------------------------------------------------------------
@@ -145,6 +156,12 @@ class Settings:
     def oracle_dir(self) -> str:
         """Generator side table of true churn probabilities; the platform's jobs never read it."""
         return str(Path(self.home) / "oracle")
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``CHURN_*`` variables (unredacted, empty ones left out): what a child
+        process of the platform needs to see the same settings."""
+        return {f"CHURN_{k.upper()}": str(v) for k, v in self.as_dict(redact=False).items()
+                if k != "extra" and v not in ("", None)}
 
     def as_dict(self, redact: bool = True) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -242,6 +259,13 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"online_features_keep must be >= 1, got {s.online_features_keep}")
     if not 1 <= s.publish_connections <= 16:
         raise ConfigError(f"publish_connections must be between 1 and 16, got {s.publish_connections}")
+    if not 1 <= s.spark_table_writers <= 16:
+        raise ConfigError(f"spark_table_writers must be between 1 and 16, got {s.spark_table_writers}")
+    if s.lake_lock_wait_seconds < 0:
+        raise ConfigError(f"lake_lock_wait_seconds must be >= 0, got {s.lake_lock_wait_seconds}")
+    if not 0 < s.lake_lock_heartbeat_seconds * 2 < s.lake_lock_stale_seconds:
+        raise ConfigError(f"lake_lock_stale_seconds ({s.lake_lock_stale_seconds}) must be more than twice "
+                          f"lake_lock_heartbeat_seconds ({s.lake_lock_heartbeat_seconds}), which must be > 0")
     if s.gate_metric not in GATE_METRICS:
         raise ConfigError(f"gate_metric={s.gate_metric!r}: expected one of {', '.join(sorted(GATE_METRICS))}")
     if s.gate_margin < 0:

@@ -54,6 +54,11 @@ def lake_uri() -> str:
     return (os.environ.get("CHURN_LAKE_URI") or platform["lake"].format(home=home)).rstrip("/")
 
 
+def lake_writers_pool() -> str:
+    """The one-slot pool of every task that writes the lake (``platform.lake_writers_pool``)."""
+    return declaration()["platform"]["lake_writers_pool"]
+
+
 def platform_image() -> str:
     return os.environ.get("CHURN_PLATFORM_IMAGE") or declaration()["platform"]["image"]
 
@@ -102,21 +107,26 @@ def pipeline_tasks(pipeline: str) -> list:
     tasks = []
     for s in declared_steps(pipeline):
         args = [*s.get("args", []), *(["--date {{ ds }}"] if s.get("dated", True) else [])]
+        writes_lake = any(w.startswith("lake:") for w in s.get("writes", []))
         tasks.append(step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark",
                           timeout=dt.timedelta(minutes=s.get("timeout_minutes", 120)),
-                          outlets=[asset(o) for o in s.get("outlets", [])]))
+                          outlets=[asset(o) for o in s.get("outlets", [])],
+                          pool=lake_writers_pool() if writes_lake else None))
     return tasks
 
 
 def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None,
-         spark: bool = False):
-    """One platform command as a task of the active profile (``spark``: it runs Spark)."""
+         spark: bool = False, pool: str | None = None):
+    """One platform command as a task of the active profile (``spark``: it runs Spark; ``pool``: the
+    lake writers' one-slot pool for a step that writes the lake, so no two of them ever overlap,
+    whichever runs, scheduled nights or backfills, they belong to)."""
+    extra = {"pool": pool} if pool else {}
     if PROFILE == "kubernetes":
         from churn_dags import kubernetes
 
         make = kubernetes.spark_step if spark else kubernetes.pod_step
         return make(task_id, module, kubernetes.split_args(*args), doc=doc,
-                    timeout=timeout or DEFAULT_ARGS["execution_timeout"], outlets=outlets or [])
+                    timeout=timeout or DEFAULT_ARGS["execution_timeout"], outlets=outlets or [], **extra)
     from airflow.providers.standard.operators.bash import BashOperator
 
     return BashOperator(
@@ -126,4 +136,5 @@ def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta 
         doc_md=doc,
         execution_timeout=timeout or DEFAULT_ARGS["execution_timeout"],
         outlets=outlets or [],
+        **extra,
     )

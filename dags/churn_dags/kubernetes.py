@@ -88,7 +88,7 @@ def _operator_class():
     return ChurnSparkApplicationOperator
 
 
-def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets):
+def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets, **task_args):
     """A Spark step (``kind: spark`` in the declaration) as a SparkApplication."""
     if args != ["--date", "{{ ds }}"]:
         raise ValueError(f"{task_id}: a Spark step of the kubernetes profile takes exactly --date {{{{ ds }}}} "
@@ -107,10 +107,11 @@ def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout,
         doc_md=doc,
         execution_timeout=timeout,
         outlets=outlets,
+        **task_args,
     )
 
 
-def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets):
+def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets, **task_args):
     """Any other step as a pod of the platform image."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
@@ -134,6 +135,7 @@ def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, o
         doc_md=doc,
         execution_timeout=timeout,
         outlets=outlets,
+        **task_args,
     )
 
 

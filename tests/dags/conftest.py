@@ -1,5 +1,6 @@
-"""One Airflow metadata database for the DAG tests of a session (`airflow db migrate` once, not per
-module): the end-to-end run and the kubernetes-profile checks use different DAG ids, so they share it."""
+"""One Airflow metadata database for the DAG tests of a session, prepared once (not per module) by
+the platform's own `local/airflow.sh init`: migrated, with the lake writers' one-slot pool. The
+end-to-end run and the kubernetes-profile checks use different DAG ids, so they share it."""
 
 import os
 import subprocess
@@ -8,7 +9,6 @@ import pytest
 
 from tests.conftest import ROOT
 
-AIRFLOW = ROOT / ".venv" / "airflow" / "bin"
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,7 @@ def airflow_home(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW"))}
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")})
-    proc = subprocess.run([str(AIRFLOW / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["bash", str(ROOT / "local" / "airflow.sh"), "init"], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return home

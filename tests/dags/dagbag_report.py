@@ -21,6 +21,7 @@ for dag_id, dag in bag.dags.items():
         "tasks": {t.task_id: {"retries": t.retries, "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
                               "owner": t.owner, "upstream": sorted(t.upstream_task_ids), "doc": bool(t.doc_md),
                               "command": getattr(t, "bash_command", None), "operator": type(t).__name__, "pod": pod(t),
-                              "outlets": [getattr(o, "uri", str(o)) for o in t.outlets]} for t in dag.tasks},
+                              "outlets": [getattr(o, "uri", str(o)) for o in t.outlets],
+                              "pool": t.pool, "pool_slots": t.pool_slots} for t in dag.tasks},
     }
 print(json.dumps(out))

@@ -64,6 +64,20 @@ def test_nightly_tasks_are_the_declared_steps_in_order_keyed_on_the_logical_date
     assert tasks["publish"]["outlets"] == ["postgres://db.internal:5433/crm/churn/customer_scores"]  # no credentials
 
 
+def assert_lake_writers_share_one_pool(tasks: dict) -> None:
+    """Every task of a step that writes the lake runs in the declared one-slot pool, the others in
+    Airflow's default pool (also checked for the kubernetes profile: test_kubernetes_profile.py)."""
+    pool = yaml.safe_load(PIPELINES_FILE.read_text())["platform"]["lake_writers_pool"]
+    writers = {s.name for s in NIGHTLY.steps if s.writes_lake}
+    assert writers == {"ingest", "validate", "silver", "features", "labels", "score"}
+    for name, t in tasks.items():
+        assert (t["pool"], t["pool_slots"]) == ((pool, 1) if name in writers else ("default_pool", 1)), name
+
+
+def test_every_lake_writing_task_is_in_the_one_slot_pool(report):
+    assert_lake_writers_share_one_pool(report["dags"]["churn_nightly"]["tasks"])
+
+
 def test_a_step_added_to_the_declaration_becomes_a_task_in_its_place(tmp_path):
     """Adding a step is one declaration: the DAG file is not touched."""
     data = yaml.safe_load(PIPELINES_FILE.read_text())

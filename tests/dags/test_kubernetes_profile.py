@@ -18,6 +18,7 @@ from kubernetes import client as k8s
 from churn.core.pipeline import load_pipeline
 from tests.conftest import ROOT
 from tests.dags.k8s_standin import StandIn
+from tests.dags.test_dag_integrity import assert_lake_writers_share_one_pool
 
 DAGS = ROOT / "dags"
 HERE = Path(__file__).parent
@@ -92,6 +93,7 @@ def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kuber
     for name, t in tasks.items():
         assert t["operator"] == ("ChurnSparkApplicationOperator" if name in spark else "KubernetesPodOperator"), name
         assert t["retries"] >= 1 and t["timeout"] and t["owner"] == "churn-platform"
+    assert_lake_writers_share_one_pool(tasks)
     publish = tasks["publish"]["pod"]
     check_k8s_model(publish, "V1Pod")
     (base,) = publish["spec"]["containers"]

@@ -44,7 +44,7 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     settings = make_settings(home, mlflow_uri=champion[0].mlflow_tracking_uri, label_horizon_days=7, pg_url=pg_url)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW", "PYSPARK"))}
-    env.update({f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items() if k != "extra" and v not in ("", None)})
+    env.update(settings.as_env())
     gateway = home / "spark-gateway.json"
     env.update({
         "CHURN_PG_URL": pg_url, "CHURN_SPARK_GATEWAY": str(gateway), "CHURN_PLATFORM_PYTHON": sys.executable,

@@ -169,8 +169,7 @@ def test_a_killed_publish_leaves_the_published_day_intact(settings):
     publish(settings, D3)
     before = query(settings, "SELECT customer_id, churn_probability FROM churn.customer_scores ORDER BY 1")
     write(settings, scores(D3, range(200), version="9"), D3)
-    env = {**os.environ, **{f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items()
-                            if k != "extra" and v not in ("", None)}}
+    env = {**os.environ, **settings.as_env()}
     code = ("import datetime as dt; from churn.core.settings import load_settings; from churn.warehouse.publish import publish; "
             f"publish(load_settings(), dt.date({D3.year}, {D3.month}, {D3.day}), pause_after_load=60)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)

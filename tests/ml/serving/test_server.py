@@ -50,8 +50,7 @@ def served(spark, champion, make_settings, postgres, tmp_path_factory):
     db.upgrade(settings)
     publish(settings, D)
     port = free_port()
-    env = {**os.environ, **{f"CHURN_{k.upper()}": str(v) for k, v in settings.as_dict(redact=False).items()
-                            if k != "extra" and v not in ("", None)}}
+    env = {**os.environ, **settings.as_env()}
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "churn", "serve", "--port", str(port), "--poll-seconds", "1"],
