@@ -494,15 +494,18 @@ class _Defects:
         return self.late.get(day, {}).get(source, [])
 
 
-def _write(df: pd.DataFrame, source: str, folder: Path, part: int) -> None:
+def _write(df: pd.DataFrame, source: str, folder: Path, part: int) -> str:
+    """One data file of a drop; its name."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = S.SOURCES[source]
+    name = f"part-{part:04d}.{spec.fmt}"
     if spec.fmt == "csv":
         table = pa.Table.from_pandas(df.astype({c: "string" for c in df.columns if df[c].dtype == object}),
                                      preserve_index=False)
-        pacsv.write_csv(table, folder / f"part-{part:04d}.csv")
+        pacsv.write_csv(table, folder / name)
     else:
-        df.to_json(folder / f"part-{part:04d}.json", orient="records", lines=True)
+        df.to_json(folder / name, orient="records", lines=True)
+    return name
 
 
 def generate(cfg: GeneratorConfig, progress=None) -> Manifest:
@@ -519,6 +522,7 @@ def generate(cfg: GeneratorConfig, progress=None) -> Manifest:
     chunks = [(i, min(CHUNK, cfg.customers - i * CHUNK)) for i in range((cfg.customers + CHUNK - 1) // CHUNK)]
     dates = [(cfg.start + dt.timedelta(days=d)).isoformat() for d in range(cfg.days)]
     t0 = time.time()
+    files: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)  # (source, date) -> file -> rows
     for ci, n0 in chunks:
         chunk = _Chunk(cfg, ci, n0)
         defects = _Defects(cfg, manifest, ci)
@@ -531,7 +535,7 @@ def generate(cfg: GeneratorConfig, progress=None) -> Manifest:
                 late = defects.arrivals(source, day)
                 if late:
                     df = pd.concat([df, *late], ignore_index=True)
-                _write(df, source, out / source / f"ingest_date={date_str}", ci)
+                files[source, date_str][_write(df, source, out / source / f"ingest_date={date_str}", ci)] = len(df)
                 manifest.rows[source] += len(df)
             if cfg.oracle_dir:
                 folder = Path(cfg.oracle_dir) / f"snapshot_date={date_str}"
@@ -541,6 +545,9 @@ def generate(cfg: GeneratorConfig, progress=None) -> Manifest:
                 progress(ci, len(chunks), day, cfg.days, time.time() - t0)
         manifest.customers_total += chunk.n
         manifest.churned += int((chunk.exists & ~chunk.active).sum())
+    # each drop's completion marker, written last as an exporter does (churn.core.sources.MARKER)
+    for (source, date_str), counts in files.items():
+        (out / source / f"ingest_date={date_str}" / S.MARKER).write_text(S.marker_json(source, date_str, counts))
     (out / "_manifest.json").write_text(json.dumps(
         {"config": manifest.config, "rows": dict(manifest.rows), "defects": dict(manifest.defects),
          "customers_total": manifest.customers_total, "churned": manifest.churned,

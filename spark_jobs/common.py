@@ -26,6 +26,20 @@ def path_exists(spark, uri: str) -> bool:
     return bool(fs.exists(path))
 
 
+def read_text(spark, uri: str) -> str | None:
+    """A small file's text through Hadoop's FileSystem (local folders and s3a:// alike); None if absent."""
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
 def is_delta(spark, uri: str) -> bool:
     from delta.tables import DeltaTable
 

@@ -20,10 +20,10 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from churn.core.errors import InputError
 from churn.core.settings import Settings
-from churn.core.sources import SOURCES, Source
+from churn.core.sources import MARKER, SOURCES, Source, parse_marker
 from churn.core.dates import date_range
 from churn.core.pipeline import StepRun
-from spark_jobs.common import path_exists, per_table, replace_where, spark_step_main
+from spark_jobs.common import path_exists, per_table, read_text, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.ingest")
 CORRUPT = "_corrupt_record"
@@ -129,6 +129,40 @@ def check_no_gap(settings: Settings, start: dt.date, force: bool = False) -> Non
         f"or pass --force to ingest {start} anyway and rerun it afterwards.")
 
 
+def read_markers(spark: SparkSession, settings: Settings, dates: list[dt.date]) -> dict[str, dict[str, int]]:
+    """Every drop's completion marker: drop folder -> data file -> rows. A drop without one is
+    incomplete (still uploading, or its export failed) and refused, naming every such folder."""
+    folders = [drop_folder(settings, s, d) for d in dates for s in SOURCES]
+    texts = {f: read_text(spark, f"{f}/{MARKER}") for f in folders}
+    unmarked = [f for f, text in texts.items() if text is None]
+    if unmarked:
+        shown = "\n  ".join(unmarked[:12]) + ("\n  ..." if len(unmarked) > 12 else "")
+        raise InputError(
+            f"{len(unmarked)} drop(s) have no {MARKER} marker, so their export is not complete (an exporter writes "
+            f"the marker last, with each file's row count); nothing was ingested:\n  {shown}")
+    return {f: parse_marker(text, f"{f}/{MARKER}") for f, text in texts.items()}
+
+
+def check_counts(markers: dict[str, dict[str, int]], read: dict[str, int]) -> None:
+    """Every file a marker names was read with exactly its rows, and no data file is unnamed."""
+    problems = []
+    by_folder: dict[str, dict[str, int]] = {}
+    for uri, n in read.items():
+        folder, name = uri.rsplit("/", 1)
+        by_folder.setdefault(folder.replace("file:///", "/").replace("file:/", "/"), {})[name] = n
+    for folder, files in markers.items():
+        got = by_folder.get(folder.replace("file:///", "/").replace("file:/", "/"), {})
+        for name, rows in sorted(files.items()):
+            if got.get(name, 0) != rows:
+                problems.append(f"{folder}/{name}: read {got.get(name, 0)} rows, its {MARKER} marker says {rows}")
+        for name in sorted(set(got) - set(files)):
+            problems.append(f"{folder}/{name}: {got[name]} rows in a file its {MARKER} marker does not list")
+    if problems:
+        shown = "\n  ".join(problems[:12]) + ("\n  ..." if len(problems) > 12 else "")
+        raise InputError(f"{len(problems)} file(s) of the drops disagree with their markers (a truncated, partial or "
+                         f"late file); nothing was ingested:\n  {shown}")
+
+
 def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date, force: bool = False) -> IngestResult:
     dates = date_range(start, end)
     check_no_gap(settings, start, force)
@@ -136,13 +170,17 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date, f
     if missing:
         shown = "\n  ".join(missing[:12]) + ("\n  ..." if len(missing) > 12 else "")
         raise InputError(f"raw drop missing for {len(missing)} source-date(s) under {settings.raw_uri}:\n  {shown}")
+    markers = read_markers(spark, settings, dates)
     frames = {name: read_source(spark, settings, src, dates) for name, src in SOURCES.items()}
-    tagged = [df.select(F.lit(name).alias("source")) for name, df in frames.items()]
+    tagged = [df.select(F.lit(name).alias("source"), "_source_file") for name, df in frames.items()]
     union = tagged[0]
     for t in tagged[1:]:
         union = union.unionByName(t)
+    per_file = union.groupBy("source", "_source_file").agg(F.count("*").alias("n")).collect()
+    check_counts(markers, {r["_source_file"]: r["n"] for r in per_file})
     counts = dict.fromkeys(frames, 0)
-    counts.update({r["source"]: r["n"] for r in union.groupBy("source").agg(F.count("*").alias("n")).collect()})
+    for r in per_file:
+        counts[r["source"]] += r["n"]
     if sum(counts.values()) == 0:
         raise InputError(f"raw drop for {start}..{end} under {settings.raw_uri} is empty: every export has no rows")
     predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"

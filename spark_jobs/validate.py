@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from churn.core.errors import ValidationFailed
 from churn.core.settings import Settings
+from churn.core.dates import date_range
 from churn.core.sources import SOURCES
 from churn.core.pipeline import StepRun
 from spark_jobs.common import read_delta, replace_where, spark_step_main
@@ -176,13 +177,35 @@ def failures(result: dict, source: str, min_rows: int = 0) -> list[str]:
     return out
 
 
+def volume_problems(settings: Settings, start: dt.date, end: dt.date) -> list[str]:
+    """Each source-date of the range whose bronze rows fall under ``volume_min_ratio`` of the median
+    of the 7 days before it: a partial export that passed every row rule (rules have no minimum)."""
+    from statistics import median
+
+    from churn.core.lake import partition_rows
+
+    out = []
+    for source in SOURCES:
+        rows = partition_rows(settings, "bronze", source, "ingest_date")
+        for d in date_range(start, end):
+            before = [rows[p] for p in (d - dt.timedelta(days=k) for k in range(1, 8)) if p in rows]
+            if len(before) < 3 or median(before) < settings.volume_min_rows:
+                continue
+            usual, n = median(before), rows.get(d, 0)
+            if n < settings.volume_min_ratio * usual:
+                out.append(f"source {source}, date {d}, rule volume: {n} rows, under {settings.volume_min_ratio:.0%} "
+                           f"of the median of the {len(before)} days before it ({usual:g} rows): a partial export?")
+    return out
+
+
 def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
     predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
     label = f"{start}_{end}" if start != end else str(start)
     out_dir = Path(settings.reports_dir) / "validation" / label
     out_dir.mkdir(parents=True, exist_ok=True)
     docs_dir = Path(settings.reports_dir) / "validation" / "data_docs"
-    rejected, problems, summary = [], [], {}
+    rejected, summary = [], {}
+    problems = volume_problems(settings, start, end)
     gx_run = GXValidator(docs_dir, settings.validation_pandas_max_rows)
     for source in SOURCES:
         bronze = read_delta(spark, settings.table_uri("bronze", source), f"bronze/{source}",

@@ -32,6 +32,25 @@ def partition_values(settings: Settings, layer: str, name: str, column: str) -> 
     return set(actions.column(f"partition.{column}").to_pylist()) if actions.num_rows else set()
 
 
+def partition_rows(settings: Settings, layer: str, name: str, column: str) -> dict:
+    """Rows per value of a partition column, from the Delta log's file statistics (no data is read);
+    values whose files carry no statistics are left out."""
+    import pyarrow as pa
+
+    table = delta_table(settings, layer, name)
+    if table is None:
+        return {}
+    actions = pa.table(table.get_add_actions(flatten=True))
+    out: dict = {}
+    unknown = set()
+    for value, n in zip(actions.column(f"partition.{column}").to_pylist(), actions.column("num_records").to_pylist()):
+        if n is None:
+            unknown.add(value)
+        else:
+            out[value] = out.get(value, 0) + n
+    return {k: v for k, v in out.items() if k not in unknown}
+
+
 def ingested_dates(settings: Settings) -> set:
     """Every date whose drop is in bronze (any source: a day may export no rows of some sources)."""
     out: set = set()

@@ -25,7 +25,7 @@ from churn.core.dates import check_not_future, date_range, parse_date
 from churn.core.errors import ChurnError, ConfigError, InputError
 
 PIPELINES_FILE = Path(__file__).with_name("pipelines.yaml")
-KINDS = ("spark", "process")
+KINDS = ("spark", "process", "sensor")
 _STEP_FIELDS = {"name", "module", "args", "kind", "dated", "ranges", "every", "timeout_minutes", "reads", "writes",
                 "outlets", "doc"}
 log = logging.getLogger("churn.pipeline")

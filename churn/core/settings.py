@@ -81,6 +81,14 @@ class Settings:
     #: (same suites, same verdicts, no Spark job per metric); a larger one by GX's Spark engine.
     #: 0: always Spark.
     validation_pandas_max_rows: int = 500_000
+    #: The nightly waits for a date's drops (their completion markers) until this many hours after
+    #: the day ends (UTC); then it fails, naming the missing drops (churn/landing.py).
+    drops_deadline_hours: float = 6.0
+    #: Volume check: a source's drop with fewer rows than this share of the median of its previous
+    #: 7 days (at least 3 of them ingested) fails validation as a partial export; sources whose
+    #: median is under ``volume_min_rows`` rows a day are too small to judge.
+    volume_min_ratio: float = 0.5
+    volume_min_rows: int = 100
     #: Registered model name in MLflow; its aliases ``champion`` and ``challenger`` drive scoring.
     model_name: str = "churn"
     #: Artifact root of new MLflow experiments. Empty: ``<home>/mlflow/artifacts`` with the local
@@ -251,6 +259,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
     if s.validation_pandas_max_rows < 0:
         raise ConfigError(f"validation_pandas_max_rows must be >= 0, got {s.validation_pandas_max_rows}")
+    if not 0 <= s.volume_min_ratio < 1:
+        raise ConfigError(f"volume_min_ratio must be in [0, 1), got {s.volume_min_ratio}")
     if s.validation_min_rows < 0:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
     if not 1 <= s.serve_max_batch <= 10_000:

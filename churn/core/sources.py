@@ -9,7 +9,10 @@ whose files lack one; silver casts to these types. The validation suites in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from churn.core.errors import InputError
 
 CONTRACTS = ("Month-to-month", "One year", "Two year")
 INTERNET = ("DSL", "Fiber optic", "No")
@@ -151,6 +154,33 @@ SOURCES: dict[str, Source] = {
 }
 
 DATE_FORMAT = "yyyy-MM-dd"
+
+#: A drop folder (``<raw>/<source>/ingest_date=D``) is complete when this marker is in it. The
+#: exporter writes it last (Hadoop's ``_SUCCESS`` convention), holding each data file's row count:
+#: ``{"source": "usage", "ingest_date": "2026-03-01", "files": {"part-0000.csv": 4120}, "rows": 4120}``.
+#: Files whose names start with ``_`` are not data: Spark's readers skip them.
+MARKER = "_SUCCESS"
+
+
+def marker_json(source: str, date: str, files: dict[str, int]) -> str:
+    """The completion marker of one drop: every data file and its number of records."""
+    return json.dumps({"source": source, "ingest_date": date, "files": dict(sorted(files.items())),
+                       "rows": sum(files.values())}, indent=1)
+
+
+def parse_marker(text: str, where: str) -> dict[str, int]:
+    """A marker's files and row counts; a clear error naming the marker when it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"drop marker {where} is not JSON ({exc}); expected "
+                         '{"files": {"part-0000.csv": ROWS, ...}}') from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in files.items()):
+        raise InputError(f"drop marker {where}: field 'files' must map each data file's name to its row count "
+                         "(an integer >= 0)")
+    return files
 
 
 #: What can go wrong in a real export, as the simulator injects it (``churn generate --defects``);

@@ -63,6 +63,9 @@ def platform_image() -> str:
     return os.environ.get("CHURN_PLATFORM_IMAGE") or declaration()["platform"]["image"]
 
 
+#: How often a sensor step (``kind: sensor``) checks again.
+SENSOR_POKE = dt.timedelta(minutes=5)
+
 #: Every task: retries, a timeout and an owner (checked by tests/dags).
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -108,7 +111,7 @@ def pipeline_tasks(pipeline: str) -> list:
     for s in declared_steps(pipeline):
         args = [*s.get("args", []), *(["--date {{ ds }}"] if s.get("dated", True) else [])]
         writes_lake = any(w.startswith("lake:") for w in s.get("writes", []))
-        tasks.append(step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark",
+        tasks.append(step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark", sensor=s["kind"] == "sensor",
                           timeout=dt.timedelta(minutes=s.get("timeout_minutes", 120)),
                           outlets=[asset(o) for o in s.get("outlets", [])],
                           pool=lake_writers_pool() if writes_lake else None))
@@ -116,7 +119,7 @@ def pipeline_tasks(pipeline: str) -> list:
 
 
 def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None,
-         spark: bool = False, pool: str | None = None):
+         spark: bool = False, pool: str | None = None, sensor: bool = False):
     """One platform command as a task of the active profile (``spark``: it runs Spark; ``pool``: the
     lake writers' one-slot pool for a step that writes the lake, so no two of them ever overlap,
     whichever runs, scheduled nights or backfills, they belong to)."""
@@ -125,8 +128,18 @@ def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta 
         from churn_dags import kubernetes
 
         make = kubernetes.spark_step if spark else kubernetes.pod_step
+        if sensor:  # a pod that polls until the date's drops are in or its deadline passes
+            args = ("--poll", str(int(SENSOR_POKE.total_seconds())), *args)
         return make(task_id, module, kubernetes.split_args(*args), doc=doc,
                     timeout=timeout or DEFAULT_ARGS["execution_timeout"], outlets=outlets or [], **extra)
+    if sensor:
+        from airflow.providers.standard.sensors.bash import BashSensor
+
+        # reschedule mode: no worker slot is held between pokes; exit 75 means "not yet", any other
+        # non-zero exit fails the task at once (past the deadline, the command names the missing drops)
+        return BashSensor(task_id=task_id, bash_command=command(module, *args), env=None, doc_md=doc,
+                          mode="reschedule", poke_interval=SENSOR_POKE, timeout=timeout or DEFAULT_ARGS["execution_timeout"],
+                          retry_exit_code=75, outlets=outlets or [], **extra)
     from airflow.providers.standard.operators.bash import BashOperator
 
     return BashOperator(

@@ -7,7 +7,7 @@ import pytest
 
 from churn.core.errors import InputError
 from churn.simulator import GeneratorConfig, generate
-from churn.core.sources import SOURCES
+from churn.core.sources import MARKER, SOURCES
 from tests.conftest import generate_base
 
 START = dt.date(2026, 1, 1)
@@ -30,6 +30,13 @@ def test_layout_one_folder_per_source_and_day(tmp_path):
         assert days == [f"ingest_date={START + dt.timedelta(days=i)}" for i in range(5)]
         ext = "csv" if spec.fmt == "csv" else "json"
         assert all(list((raw / source / d).glob(f"part-*.{ext}")) for d in days)
+        for d in days:  # each drop is sealed by its completion marker, naming every file and its rows
+            marker = json.loads((raw / source / d / MARKER).read_text())
+            files = sorted(p.name for p in (raw / source / d).iterdir() if not p.name.startswith("_"))
+            assert sorted(marker["files"]) == files and marker["source"] == source
+            for name, rows in marker["files"].items():
+                lines = (raw / source / d / name).read_text().splitlines()
+                assert rows == len(lines) - (spec.fmt == "csv"), (source, d, name)
     header = (raw / "customers" / f"ingest_date={START}" / "part-0000.csv").read_text().splitlines()[0]
     assert header.replace('"', "").split(",") == SOURCES["customers"].names
     first_day = pd.read_csv(raw / "customers" / f"ingest_date={START}" / "part-0000.csv")

@@ -22,6 +22,8 @@ for dag_id, dag in bag.dags.items():
                               "owner": t.owner, "upstream": sorted(t.upstream_task_ids), "doc": bool(t.doc_md),
                               "command": getattr(t, "bash_command", None), "operator": type(t).__name__, "pod": pod(t),
                               "outlets": [getattr(o, "uri", str(o)) for o in t.outlets],
-                              "pool": t.pool, "pool_slots": t.pool_slots} for t in dag.tasks},
+                              "pool": t.pool, "pool_slots": t.pool_slots,
+                              "mode": getattr(t, "mode", None), "sensor_timeout": getattr(t, "timeout", None) if hasattr(t, "poke") else None,
+                              "poke_interval": getattr(t, "poke_interval", None) if hasattr(t, "poke") else None} for t in dag.tasks},
     }
 print(json.dumps(out))

@@ -51,13 +51,18 @@ def test_every_task_has_retries_a_timeout_an_owner_and_docs(report):
 
 def test_nightly_tasks_are_the_declared_steps_in_order_keyed_on_the_logical_date(report):
     tasks = report["dags"]["churn_nightly"]["tasks"]
-    assert list(tasks) == NIGHTLY.names == ["db_upgrade", "ingest", "validate", "silver", "features", "labels",
-                                            "score", "publish"]
+    assert list(tasks) == NIGHTLY.names == ["db_upgrade", "wait_for_drops", "ingest", "validate", "silver", "features",
+                                            "labels", "score", "publish"]
     for before, after in zip(NIGHTLY.names, NIGHTLY.names[1:]):
         assert tasks[after]["upstream"] == [before]  # a chain: no cycle, nothing skipped
     for step in NIGHTLY.steps:
         t = tasks[step.name]
-        assert f" -m {step.module} " in t["command"] + " " and t["timeout"] == step.timeout_minutes * 60, step.name
+        assert f" -m {step.module} " in t["command"] + " ", step.name
+        if step.kind == "sensor":  # waits in reschedule mode (no worker slot held) up to the declared timeout
+            assert t["operator"] == "BashSensor" and t["mode"] == "reschedule", step.name
+            assert t["sensor_timeout"] == step.timeout_minutes * 60 and t["poke_interval"] == 300, step.name
+        else:
+            assert t["timeout"] == step.timeout_minutes * 60, step.name
         assert t["command"].endswith("--date {{ ds }}") == step.dated, step.name
         assert t["doc"], step.name
     assert tasks["features"]["outlets"] == ["s3a://lake/churn/gold/customer_features"]

@@ -1,6 +1,7 @@
 """Bad input gets a clear error or a quarantine row, and never a half-written table."""
 
 import datetime as dt
+import json
 import shutil
 
 import pytest
@@ -8,20 +9,21 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from churn.core.errors import InputError, ValidationFailed
-from churn.core.sources import SOURCES
+from churn.core.sources import MARKER, SOURCES
 from churn.core.dates import check_not_future
 from churn.runner import build_lakehouse, run_pipeline
 from tests.conftest import generate_base
+from tests.support.drops import reseal
 
 pytestmark = pytest.mark.slow
 D0 = dt.date(2026, 2, 1)
-D1, D2 = D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)
+D1, D2, D3 = (D0 + dt.timedelta(days=n) for n in (1, 2, 3))
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     home = tmp_path_factory.mktemp("bad-base")
-    generate_base(home, 400, D0, 3, seed=5)
+    generate_base(home, 400, D0, 4, seed=5)
     return home
 
 
@@ -55,8 +57,54 @@ def test_empty_drop_is_an_error(spark, make_settings, home):
         folder = home / "raw" / source / f"ingest_date={D1}"
         for f in folder.iterdir():
             f.write_text((",".join(f'"{c}"' for c in spec.names) + "\n") if spec.fmt == "csv" else "")
+        reseal(folder)  # an export that completed, with no rows
     with pytest.raises(InputError, match=f"(?s)raw drop for {D1}..{D1} .* is empty"):
         run_pipeline(make_settings(home), D1, D1, steps=["ingest"], spark=spark)
+
+
+def test_a_drop_without_its_marker_is_refused_naming_it(spark, make_settings, home):
+    (home / "raw" / "usage" / f"ingest_date={D1}" / MARKER).unlink()  # still uploading, or the export died
+    s = make_settings(home)
+    with pytest.raises(InputError, match=rf"(?s)1 drop\(s\) have no {MARKER} marker.*nothing was ingested.*"
+                                         rf"usage/ingest_date={D1}"):
+        run_pipeline(s, D0, D1, steps=["ingest"], spark=spark)
+    assert not (home / "lake" / "bronze").exists()  # not one table written, not even D0's
+
+
+def test_a_truncated_file_or_a_wrong_count_is_refused_naming_the_file_and_both_counts(spark, make_settings, home):
+    usage = usage_part(home, D1)
+    sealed = json.loads((usage.parent / MARKER).read_text())["files"]["part-0000.csv"]
+    data = usage.read_bytes()
+    usage.write_bytes(data[: len(data) // 2])  # an upload cut mid-file (mid-line, too)
+    tickets = home / "raw" / "tickets" / f"ingest_date={D1}" / MARKER
+    marker = json.loads(tickets.read_text())
+    marker["files"]["part-0000.json"] += 3  # three records lost on the way
+    tickets.write_text(json.dumps(marker))
+    with pytest.raises(InputError) as err:
+        run_pipeline(make_settings(home), D1, D1, steps=["ingest"], spark=spark)
+    message = str(err.value)
+    assert "2 file(s) of the drops disagree with their markers" in message and "nothing was ingested" in message
+    read = len([line for line in data[: len(data) // 2].decode().splitlines() if line.strip()]) - 1
+    assert f"usage/ingest_date={D1}/part-0000.csv: read {read} rows, its {MARKER} marker says {sealed}" in message
+    n = marker["files"]["part-0000.json"]
+    assert f"tickets/ingest_date={D1}/part-0000.json: read {n - 3} rows, its {MARKER} marker says {n}" in message
+    assert not (home / "lake" / "bronze").exists()
+
+
+def test_a_day_with_a_fraction_of_the_usual_rows_fails_validation(spark, make_settings, home):
+    """A complete, well-formed drop that holds 30 % of the usual usage rows: every row rule passes,
+    the volume rule stops the run before silver."""
+    p = usage_part(home, D3)
+    lines = p.read_text().splitlines()
+    kept = lines[: 1 + int(0.3 * (len(lines) - 1))]
+    p.write_text("\n".join(kept) + "\n")
+    reseal(p.parent)
+    usual = sorted(len(usage_part(home, d).read_text().splitlines()) - 1 for d in (D0, D1, D2))[1]
+    s = make_settings(home)
+    with pytest.raises(ValidationFailed, match=rf"source usage, date {D3}, rule volume: {len(kept) - 1} rows, under "
+                                               rf"50% of the median of the 3 days before it \({usual} rows\)"):
+        build_lakehouse(s, D0, D3, spark=spark)
+    assert not (home / "lake" / "silver").exists()
 
 
 def test_future_dates_are_refused():
@@ -75,6 +123,8 @@ def test_bad_rows_are_quarantined_and_a_failed_expectation_leaves_tables_as_they
     p = home / "raw" / "customers" / f"ingest_date={D0}" / "part-0000.csv"
     lines = p.read_text().splitlines()
     p.write_text("\n".join(lines + lines[1:50]) + "\n")  # 49 customers exported twice
+    reseal(p.parent)
+    reseal(usage_part(home, D0).parent)
     exported = {line.split(",")[0] for d in (D0, D1)
                 for line in (home / "raw" / "customers" / f"ingest_date={d}" / "part-0000.csv").read_text().splitlines()[1:]}
     s = make_settings(home)
