@@ -1,10 +1,12 @@
 """churn_nightly: every night, score the whole customer base and publish it for CRM teams.
 
 The steps are the ``nightly`` pipeline declared in ``churn/core/pipelines.yaml`` (db_upgrade ->
-ingest -> validate -> silver -> features -> labels -> score -> publish), each a platform command
-keyed on the run's logical date (``{{ ds }}``) and idempotent for it, so a rerun or a backfill
-(``airflow backfill create --dag-id churn_nightly --from-date 2026-01-01 --to-date 2026-01-31``)
-replaces exactly its own date. One run at a time: Delta on S3 allows one writer.
+wait_for_drops -> ingest -> validate -> silver -> features -> labels -> score -> publish), each a
+platform command keyed on the run's logical date (``{{ ds }}``) and idempotent for it, so a rerun
+or a backfill (``airflow backfill create --dag-id churn_nightly --from-date 2026-01-01 --to-date
+2026-01-31 --max-active-runs 1``) replaces exactly its own date. One writer at a time: Delta on S3
+allows one, so every lake-writing task runs in the one-slot pool ``churn_lake_writers`` (backfill
+runs are not bounded by ``max_active_runs``) and the commands hold the lake's lock.
 """
 
 from __future__ import annotations

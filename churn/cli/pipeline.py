@@ -49,7 +49,7 @@ def cmd_pipeline(args) -> int:
 
 def register(sub, common) -> None:
     ni = add_command(sub, "nightly", cmd_nightly, "run the whole nightly pipeline for D in one process, without "
-                     "Airflow: db_upgrade, ingest .. labels, score, publish", "churn nightly --date 2026-03-01", common)
+                     "Airflow: db_upgrade, wait_for_drops, ingest .. labels, score, publish", "churn nightly --date 2026-03-01", common)
     ni.add_argument("--date", required=True, help="logical date YYYY-MM-DD (the night's data)")
     ni.add_argument("--force", action="store_true", help="run even if drops of earlier dates were never ingested "
                     "(a night out of order; rerun it once they are)")
