@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass, field
 
 from churn.core.settings import GATE_METRICS, Settings
@@ -44,6 +45,18 @@ class Decision:
 def decide(challenger: dict, champion: dict | None, policy: Policy, champion_error: str | None = None) -> Decision:
     """``challenger``/``champion``: metrics on the same evaluation rows. Floors first, then the margin."""
     reasons: list[str] = []
+    name = policy.metric
+
+    def not_finite(metrics: dict) -> list[str]:
+        return [f"{k}={metrics.get(k)!r}" for k in dict.fromkeys(("roc_auc", "calibration_error", name))
+                if not isinstance(metrics.get(k), (int, float)) or not math.isfinite(metrics[k])]
+
+    bad = not_finite(challenger)
+    if bad:  # a NaN compares false with everything: it must never slip through a floor or a margin
+        return Decision(False, [f"the challenger's metrics are not finite numbers ({', '.join(bad)}): refused"],
+                        asdict(policy), {"metrics": challenger}, None if champion is None else {"metrics": champion})
+    if champion is not None and not_finite(champion) and not champion_error:
+        champion_error = f"its metrics on these rows are not finite numbers ({', '.join(not_finite(champion))})"
     ok = True
     auc = challenger["roc_auc"]
     if auc < policy.min_roc_auc:
@@ -56,7 +69,7 @@ def decide(challenger: dict, champion: dict | None, policy: Policy, champion_err
     if ok:
         reasons.append(f"passes the floors (ROC-AUC {auc:.4f} >= {policy.min_roc_auc}, "
                        f"calibration error {ece:.4f} <= {policy.max_calibration_error})")
-    name, direction = policy.metric, GATE_METRICS[policy.metric]
+    direction = GATE_METRICS[name]
     if champion_error:
         ok = False
         reasons.append(f"the champion could not be scored on the same rows ({champion_error}); promote manually "

@@ -43,9 +43,26 @@ class NoChampion(InputError):
 
 
 class RegistryUnavailable(ChurnError):
-    """The MLflow tracking server cannot be reached."""
+    """The MLflow tracking server cannot be reached, or answered with an error other than "not found"."""
 
     exit_code = 3
+
+
+class ChampionMoved(ChurnError):
+    """The champion changed while a gate compared a challenger against the previous one."""
+
+
+class ModelUnusable(ChurnError):
+    """A registered version cannot be loaded or scored: no alias moves to it."""
+
+
+def _not_found(exc) -> bool:
+    """Only MLflow's "does not exist" answers mean absence; anything else (5xx, timeouts) is a failure."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+_ANY = object()  # set_champion: whatever the champion is now
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
@@ -156,12 +173,36 @@ class Registry:
 
     # ---- aliases --------------------------------------------------------------------------
     def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at; None only when MLflow says the alias (or model) does not
+        exist. Any other answer (a 5xx, a timeout) raises: the gate and scoring fail closed."""
         from mlflow.exceptions import MlflowException
 
         try:
             return str(self.client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise RegistryUnavailable(f"MLflow registry {self.uri}: reading the {alias} alias of model {name} failed "
+                                      f"({getattr(exc, 'error_code', '?')}: {first}); nothing was changed, every alias "
+                                      "stays where it was") from None
+
+    def smoke(self, name: str, version: str) -> None:
+        """Load ``version`` and score its logged input example: probabilities in [0, 1], or ModelUnusable."""
+        import numpy as np
+
+        ref = f"models:/{name}/{version}"
+        try:
+            pyfunc = self.mlflow.pyfunc.load_model(ref)
+            example = pyfunc.metadata.load_input_example(self.mlflow.artifacts.download_artifacts(ref))
+            if example is None:
+                raise ValueError("it was logged without an input example")
+            p = np.asarray(pyfunc.predict(pd.DataFrame(example))["churn_probability"], dtype=float)
+            if not (len(p) and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()):
+                raise ValueError(f"its probabilities on the input example are not in [0, 1]: {p[:5].tolist()}")
+        except Exception as exc:  # noqa: BLE001 - whatever breaks, the alias must not move
+            raise ModelUnusable(f"model {name} version {version} cannot be loaded and scored "
+                                f"({type(exc).__name__}: {str(exc)[:300]}); no alias was moved") from None
 
     def champion_version(self, name: str) -> str:
         """The version the ``champion`` alias points at; NoChampion when there is none."""
@@ -176,14 +217,32 @@ class Registry:
         ref = f"models:/{name}/{version_or_alias}" if version_or_alias.isdigit() else f"models:/{name}@{version_or_alias}"
         return self.mlflow.pyfunc.load_model(ref).unwrap_python_model().model
 
+    def promotion_lock(self, name: str, what: str):
+        """The critical section of a champion move: read, check, smoke, move, record (one at a time)."""
+        from churn.core.lock import LakeLock
+
+        return LakeLock(self.settings, what, wait=120, name=f"registry-{name}")
+
     def set_champion(self, name: str, version: str, event: str, reason: str, decision: dict | None = None,
-                     training_run: str | None = None) -> dict:
-        """Move ``champion`` to ``version`` and record the move (who, when, from which version, why)."""
-        previous = self.alias_version(name, CHAMPION)
-        self.client.set_registered_model_alias(name, CHAMPION, version)
-        if self.alias_version(name, CHALLENGER) == version:
-            self.client.delete_registered_model_alias(name, CHALLENGER)
-        return self.record(name, event, version, previous, reason, decision, training_run)
+                     training_run: str | None = None, expected_previous=_ANY) -> dict:
+        """Move ``champion`` to ``version`` and record the move (who, when, from which version, why).
+
+        Under the promotion lock: the champion it replaces is read again and must be
+        ``expected_previous`` (when given: the version a gate compared against), and ``version`` must
+        load and score before the alias moves. So of two gates deciding at once, one wins and the
+        other raises ChampionMoved, and the recorded history is the real order of moves.
+        """
+        with self.promotion_lock(name, f"{event} {name} v{version}"):
+            previous = self.alias_version(name, CHAMPION)
+            if expected_previous is not _ANY and previous != expected_previous:
+                raise ChampionMoved(f"model {name}: the champion moved from version {expected_previous or 'none'} to "
+                                    f"{previous or 'none'} while this {event} compared version {version} against "
+                                    f"{expected_previous or 'no champion'}; nothing was changed: run it again")
+            self.smoke(name, version)
+            self.client.set_registered_model_alias(name, CHAMPION, version)
+            if self.alias_version(name, CHALLENGER) == version:
+                self.client.delete_registered_model_alias(name, CHALLENGER)
+            return self.record(name, event, version, previous, reason, decision, training_run)
 
     def record(self, name: str, event: str, version: str, previous: str | None, reason: str,
                decision: dict | None = None, training_run: str | None = None) -> dict:
@@ -217,14 +276,16 @@ class Registry:
 
     def rollback(self, name: str, reason: str) -> dict:
         """Give ``champion`` back to the version that held it before the current one did."""
-        current = self.alias_version(name, CHAMPION)
-        if current is None:
-            raise InputError(f"model {name} has no champion: nothing to roll back")
-        stack = champion_stack(self.history(name))
-        if len(stack) < 2 or stack[-1] != current:
-            raise InputError(f"model {name}: version {current} has no recorded predecessor to roll back to "
-                             "(use `churn promote --version V`)")
-        return self.set_champion(name, stack[-2], "rollback", reason or f"rollback from version {current}")
+        with self.promotion_lock(name, f"rollback {name}"):  # the history read and the move, as one
+            current = self.alias_version(name, CHAMPION)
+            if current is None:
+                raise InputError(f"model {name} has no champion: nothing to roll back")
+            stack = champion_stack(self.history(name))
+            if len(stack) < 2 or stack[-1] != current:
+                raise InputError(f"model {name}: version {current} has no recorded predecessor to roll back to "
+                                 "(use `churn promote --version V`)")
+            return self.set_champion(name, stack[-2], "rollback", reason or f"rollback from version {current}",
+                                     expected_previous=current)
 
     def promote(self, name: str, version: str, reason: str) -> dict:
         from mlflow.exceptions import MlflowException

@@ -88,9 +88,11 @@ def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev
               **{f"split.{k}": (",".join(str(x) for x in v) if isinstance(v, list) else v) for k, v in ts.split.items()}}
     tags = {"source": ts.source, "run_name": f"train {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}",
             "features": len(ts.features), "n_train": ts.split.get("n_train"), "n_test": ts.split.get("n_test")}
+    # the champion first: a registry that cannot answer (5xx, timeout) stops the run before anything
+    # is registered or any alias moves; "no champion" only when MLflow says there is none
+    champion_version = registry.alias_version(ts.name, CHAMPION)
     reg = registry.log_training(ts.name, model, params, ev.metrics, tags, ts.lineage, Path(out_dir),
                                 test[model.feature_names].head(5))
-    champion_version = registry.alias_version(ts.name, CHAMPION)
     champion_metrics, champion_error = None, None
     if champion_version and champion_version != reg.version:
         try:
@@ -107,7 +109,8 @@ def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev
     registry.client.log_dict(reg.run_id, decision.as_dict(), "promotion_decision.json")
     Path(out_dir, "promotion_decision.json").write_text(json.dumps(decision.as_dict(), indent=1, default=str))
     if decision.promote:
-        registry.set_champion(ts.name, reg.version, "gate", decision.summary(), decision.as_dict(), reg.run_id)
+        registry.set_champion(ts.name, reg.version, "gate", decision.summary(), decision.as_dict(), reg.run_id,
+                              expected_previous=champion_version)
     else:
         registry.record(ts.name, "gate", reg.version, champion_version, decision.summary(), decision.as_dict(), reg.run_id)
     log.info("gate: %s", decision.summary())

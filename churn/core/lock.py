@@ -57,9 +57,9 @@ def _now() -> dt.datetime:
 
 def _describe(record: dict | None, uri: str) -> str:
     if not record:
-        return f"another writer holds the lake lock {uri} (its record is being written)"
+        return f"another writer holds the lock {uri} (its record is being written)"
     beat = record.get("heartbeat_at", "?")
-    return (f"lake lock {uri} is held by {record.get('owner', '?')} running `{record.get('command', '?')}` "
+    return (f"{'lake lock' if uri.endswith(LOCK_NAME) else 'lock'} {uri} is held by {record.get('owner', '?')} running `{record.get('command', '?')}` "
             f"since {record.get('acquired_at', '?')} (last heartbeat {beat})")
 
 
@@ -226,9 +226,12 @@ _held_guard = threading.Lock()
 class LakeLock:
     """The lake's writer lock: ``with LakeLock(settings): ...`` (see the module's documentation)."""
 
-    def __init__(self, settings: Settings, command: str | None = None, *, wait: float | None = None):
+    def __init__(self, settings: Settings, command: str | None = None, *, wait: float | None = None,
+                 name: str = "writer"):
         self.settings = settings
-        self.uri = f"{settings.lake_uri.rstrip('/')}/{LOCK_NAME}"
+        # "writer": the lake's writers; another name, another critical section kept beside it
+        # (e.g. "registry-churn": the champion alias's check-and-move, ml/registry.py)
+        self.uri = f"{settings.lake_uri.rstrip('/')}/{LOCK_NAME.replace('writer', name)}"
         self.command = command or _command()
         self.wait = settings.lake_lock_wait_seconds if wait is None else wait
         self.token = uuid.uuid4().hex

@@ -1,5 +1,7 @@
 """The promotion gate's rules (pure)."""
 
+import pytest
+
 from ml.gate import Policy, decide
 
 POLICY = Policy(metric="roc_auc", margin=0.002, min_roc_auc=0.7, max_calibration_error=0.05)
@@ -41,3 +43,15 @@ def test_decision_record_carries_both_sides():
     d = decide(m(0.85), m(0.80), POLICY).as_dict()
     assert d["outcome"] == "promoted" and d["policy"]["margin"] == 0.002
     assert d["challenger"]["metrics"]["roc_auc"] == 0.85 and d["champion"]["metrics"]["roc_auc"] == 0.80
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
+def test_non_finite_metrics_are_refused(bad):
+    """A NaN compares false with everything: it must fail the gate, never slip past a floor or a margin."""
+    d = decide({**m(0.9), "roc_auc": bad}, None, POLICY)
+    assert not d.promote and "not finite" in d.reasons[0]
+    d = decide({**m(0.9), "calibration_error": bad}, m(0.8), POLICY)
+    assert not d.promote and "calibration_error" in d.reasons[0]
+    # a champion whose metrics are not finite cannot be beaten automatically either
+    d = decide(m(0.9), {**m(0.8), "roc_auc": bad}, POLICY)
+    assert not d.promote and any("not finite" in r for r in d.reasons)

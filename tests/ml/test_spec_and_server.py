@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from churn.cli import main
-from tests.support.servers import MlflowServer
+from tests.support.servers import FaultProxy, MlflowServer
 from churn.core.net import free_port
 from ml import train
-from ml.registry import CHAMPION, Registry
+from ml.registry import CHALLENGER, CHAMPION, Registry, RegistryUnavailable
 from tests.conftest import BUCKET, ROOT
 
 TELCO_SPEC = ROOT / "local/specs/telco.yaml"
@@ -80,3 +80,25 @@ def test_tracking_server_with_artifacts_on_s3(mlflow_server, make_settings, s3, 
     assert reg.alias_version(result["model"], CHAMPION) == result["version"]
     model = reg.load(result["model"], "champion")  # downloaded back from S3
     assert model.info["best_iteration"] > 0
+
+
+@pytest.mark.slow
+def test_a_registry_error_other_than_not_found_stops_training_and_moves_no_alias(mlflow_server, make_settings, tmp_path):
+    """Only MLflow's "not found" means "no champion". A 503 on the alias read (injected by a proxy
+    in front of the real server) stops the run before anything is registered."""
+    direct = make_settings(tmp_path, mlflow_uri=mlflow_server.url)
+    reg = Registry(direct)
+    name = "churn-telco"  # local/specs/telco.yaml; the test above trained it on this server: it has a champion
+    if reg.alias_version(name, CHAMPION) is None:  # run alone: train it here
+        assert train.run(direct, spec=str(TELCO_SPEC))["model"] == name
+    before = ({a: reg.alias_version(name, a) for a in (CHAMPION, CHALLENGER)},
+              len(reg.client.search_model_versions(f"name='{name}'")))
+    with FaultProxy(mlflow_server.url, lambda method, path: 503 if "registered-models/alias" in path else None) as proxy:
+        flaky = make_settings(tmp_path, mlflow_uri=proxy.url)
+        with pytest.raises(RegistryUnavailable, match=rf"(?s)reading the champion alias of model {name} failed .*"
+                                                      "every alias stays where it was"):
+            train.run(flaky, spec=str(TELCO_SPEC))
+        assert proxy.failed  # the fault was really hit
+    after = ({a: reg.alias_version(name, a) for a in (CHAMPION, CHALLENGER)},
+             len(reg.client.search_model_versions(f"name='{name}'")))
+    assert after == before

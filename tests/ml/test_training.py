@@ -137,3 +137,59 @@ def test_cli_refuses_a_reversed_window(ml_settings, monkeypatch, capsys):
     assert main(["train", "--start", "2026-03-01", "--end", "2026-02-01", "--no-register"]) == 1
     assert "--end 2026-02-01 is before --start 2026-03-01" in capsys.readouterr().err
     assert main(["train", "--spec", "x.yaml", "--start", "2026-03-01"]) == 1
+
+
+PROMOTE = """
+import sys
+from churn.core.settings import load_settings
+from ml.registry import ChampionMoved, Registry
+s = load_settings()
+print("ready", flush=True)
+sys.stdin.readline()  # both processes start their move at the same moment
+try:
+    Registry(s).set_champion(s.model_name, sys.argv[1], "gate", "race", expected_previous=sys.argv[2])
+    print("won", flush=True)
+except ChampionMoved as exc:
+    print("lost:", exc, flush=True)
+"""
+
+
+def test_two_gates_at_once_cannot_both_win_and_a_broken_version_is_never_promoted(trained, monkeypatch, capsys):
+    """Two processes move the champion from the same version at once: exactly one wins (the move
+    re-checks the champion it replaces, under the promotion lock) and the history records one move.
+    A version that cannot be loaded and scored is refused before the alias moves."""
+    import os
+    import subprocess
+    import sys
+
+    s, first, second = trained
+    reg = Registry(s)
+    current = reg.alias_version(s.model_name, CHAMPION)
+    src = reg.client.get_model_version(s.model_name, second["version"])
+    third = reg.client.create_model_version(s.model_name, src.source, run_id=src.run_id).version  # a loadable copy
+    moves = len(reg.history(s.model_name))
+    env = {**os.environ, **s.as_env()}
+    procs = [subprocess.Popen([sys.executable, "-c", PROMOTE, v, current], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for v in (second["version"], str(third))]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outcomes = [p.communicate(timeout=180)[0].strip() for p in procs]
+    assert sorted(o.split(":")[0] for o in outcomes) == ["lost", "won"], outcomes
+    winner = [v for v, o in zip((second["version"], str(third)), outcomes) if o == "won"][0]
+    assert f"the champion moved from version {current} to {winner}" in [o for o in outcomes if o.startswith("lost")][0]
+    assert reg.alias_version(s.model_name, CHAMPION) == winner
+    hist = reg.history(s.model_name)
+    assert len(hist) == moves + 1 and hist["champion_after"].iloc[-1] == winner
+    assert hist["previous_champion"].iloc[-1] == current
+    # a version whose model cannot be loaded: `churn promote` refuses it and the champion stays
+    broken = reg.client.create_model_version(s.model_name, f"{s.home}/no-such-model", run_id=src.run_id).version
+    use_settings(monkeypatch, s)
+    capsys.readouterr()
+    assert main(["promote", "--version", str(broken)]) == 1
+    assert f"version {broken} cannot be loaded and scored" in capsys.readouterr().err
+    assert reg.alias_version(s.model_name, CHAMPION) == winner
+    assert len(reg.history(s.model_name)) == moves + 1

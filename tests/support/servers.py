@@ -119,3 +119,71 @@ class MlflowServer:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class FaultProxy:
+    """A reverse proxy on loopback in front of a real server, answering chosen requests itself with
+    an error status: fault injection into the real component (everything else reaches it unchanged).
+
+    ``fail(method, path)`` returns the status to answer with, or None to forward."""
+
+    def __init__(self, target: str, fail):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+        self.target, self.fail, self.failed = target.rstrip("/"), fail, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _handle(self):
+                import urllib.error
+                import urllib.request
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+                status = proxy.fail(self.command, self.path)
+                if status:
+                    proxy.failed.append((self.command, self.path, status))
+                    data = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "injected by FaultProxy"}'
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                req = urllib.request.Request(proxy.target + self.path, data=body, method=self.command, headers=headers)
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310 - loopback
+                        code, data, out_headers = r.status, r.read(), r.headers
+                except urllib.error.HTTPError as err:
+                    code, data, out_headers = err.code, err.read(), err.headers
+                self.send_response(code)
+                for k, v in out_headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
+
+        from churn.core.net import free_port
+
+        self.port = free_port()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "FaultProxy":
+        import threading
+
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
