@@ -18,9 +18,13 @@ from churn.core.errors import ChurnError
 
 
 def settings_of(args):
+    """The command's settings; from here on logs and the error line redact their secrets."""
+    from churn.core import logs
     from churn.core.settings import load_settings
 
-    return load_settings(getattr(args, "config", None))
+    args._settings = load_settings(getattr(args, "config", None))
+    logs.redact_with(args._settings)
+    return args._settings
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -69,5 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ChurnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from churn.core.settings import redact_text
+
+        print(f"error: {redact_text(str(exc), getattr(args, '_settings', None))}", file=sys.stderr)
         return exc.exit_code

@@ -38,11 +38,17 @@ def effective_url(settings: Settings) -> str:
                       "the PostgreSQL that holds the published scores, or start one with `churn db start`")
 
 
+#: Every connection the platform opens: a bounded connect, and TCP keepalives so that a peer that
+#: vanished (a failed-over database, a dropped NAT entry) is noticed in about a minute, not hours.
+CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                "keepalives_count": 3}
+
+
 def connect(settings: Settings, autocommit: bool = False):
     import psycopg
 
     url = effective_url(settings)
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+        return psycopg.connect(url, autocommit=autocommit, **CONNECT_ARGS)
     except psycopg.OperationalError as exc:
         raise InputError(f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}") from None

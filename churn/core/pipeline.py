@@ -220,6 +220,7 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
         else:
             start = end = dt.datetime.now(dt.timezone.utc).date()
         settings = load_settings(args.config)
+        logs.redact_with(settings)
         factory = (lambda: spark_factory(settings, f"churn-{name}")) if spark_factory else None
         run = StepRun(settings, start, end, getattr(args, "every", 1), name, getattr(args, "force", False), factory)
         t0 = time.time()
@@ -234,6 +235,8 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
         log.info("%s%s done in %.1fs: %s", name, what, time.time() - t0, result)
         return 0
     except ChurnError as exc:
+        from churn.core.settings import redact_text
+
         log.error("%s failed: %s", name, exc)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc), locals().get('settings'))}", file=sys.stderr)
         return exc.exit_code

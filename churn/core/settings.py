@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -104,6 +105,11 @@ class Settings:
     risk_bands: str = "0.10,0.30"
     #: Parallel COPY connections of a publish (each PostgreSQL backend parses its share of the rows).
     publish_connections: int = 2
+    #: Publishing's swap waits at most this long for its locks, then rolls back and tries again
+    #: (``publish_lock_attempts`` in all, pauses growing from 0.5 s), so a long CRM query delays the
+    #: swap instead of queueing every other reader behind it.
+    publish_lock_timeout_seconds: float = 2.0
+    publish_lock_attempts: int = 8
     #: Nights of online features kept in PostgreSQL (the predictor reads the newest; older ones are dropped).
     online_features_keep: int = 3
     #: Online predictor: most instances (v1) or rows (v2) one request may carry.
@@ -174,21 +180,64 @@ class Settings:
     def as_dict(self, redact: bool = True) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         if redact:
-            for k in ("s3_secret_key",):
+            for k in SECRET_SETTINGS:
                 if out.get(k):
                     out[k] = "***"
-            if out.get("pg_url"):
-                out["pg_url"] = redact_url(out["pg_url"])
+            for k in URI_SETTINGS:
+                if out.get(k):
+                    out[k] = redact_url(out[k])
         return out
+
+    def __repr__(self) -> str:  # a Settings in a log line or a traceback shows no secret
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.as_dict(redact=True).items())})"
+
+
+#: Query parameters and libpq keywords whose values are credentials.
+_SECRET_KEYS = r"password|passwd|pwd|secret|secret_key|secretkey|token|access_token|api_key|apikey|sslpassword|sig"
+_SECRET_PARAM = re.compile(rf"(?i)([?&;](?:{_SECRET_KEYS})=)([^&;#\s]*)")
+_SECRET_KEYWORD = re.compile(rf"(?i)((?:^|\s)(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@:]*):([^/?#@]*)@")
 
 
 def redact_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db`` (unchanged without credentials)."""
-    if "://" not in url or "@" not in url:
+    """Credentials out of a connection string, whatever its form: ``scheme://user:secret@host/db``
+    -> ``scheme://user:***@host/db``; ``...?password=secret`` and libpq's keyword form
+    ``host=db password=secret`` -> ``password=***``. Unchanged without credentials."""
+    if not url:
         return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    out = _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", url)
+    out = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}***", out)
+    if "://" not in out:
+        out = _SECRET_KEYWORD.sub(lambda m: f"{m.group(1)}***", out)
+    return out
+
+
+#: Settings that hold a URI or a DSN (credentials may ride in them) and settings that are secrets.
+URI_SETTINGS = ("pg_url", "mlflow_uri", "mlflow_artifacts_uri", "kfp_host", "s3_endpoint", "lake_uri", "raw_uri")
+SECRET_SETTINGS = ("s3_secret_key",)
+
+
+def secret_values(s: "Settings") -> list[str]:
+    """Every secret the settings carry (keys, and the passwords inside URIs): what logs, errors and
+    tables must never show. Longest first, so that a secret containing another is replaced whole."""
+    found = {getattr(s, k) for k in SECRET_SETTINGS if getattr(s, k)}
+    for k in URI_SETTINGS:
+        value = getattr(s, k) or ""
+        m = _USERINFO.match(value)
+        if m and m.group(3):
+            found.add(m.group(3))
+        found.update(v for _, v in _SECRET_PARAM.findall(value) if v)
+        if "://" not in value:
+            found.update(v.strip("'") for _, v in _SECRET_KEYWORD.findall(value) if v.strip("'"))
+    return sorted((v for v in found if len(v) >= 3), key=len, reverse=True)
+
+
+def redact_text(text: str, s: "Settings | None" = None) -> str:
+    """``text`` with every secret of ``s`` and every credential-looking part of a URI replaced by ***."""
+    for value in secret_values(s) if s is not None else ():
+        text = text.replace(value, "***")
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}***", re.sub(
+        r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*):([^/?#@\s]*)@", r"\1:***@", text))
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
@@ -265,6 +314,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
     if not 1 <= s.serve_max_batch <= 10_000:
         raise ConfigError(f"serve_max_batch must be between 1 and 10000, got {s.serve_max_batch}")
+    if s.publish_lock_timeout_seconds <= 0 or s.publish_lock_attempts < 1:
+        raise ConfigError("publish_lock_timeout_seconds must be > 0 and publish_lock_attempts >= 1, got "
+                          f"{s.publish_lock_timeout_seconds} and {s.publish_lock_attempts}")
     if s.online_features_keep < 1:
         raise ConfigError(f"online_features_keep must be >= 1, got {s.online_features_keep}")
     if not 1 <= s.publish_connections <= 16:

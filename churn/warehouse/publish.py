@@ -35,7 +35,7 @@ from churn.core.lake import delta_table
 from churn.core.pg import connect
 from churn.core.pipeline import StepRun, step_main
 from churn.core.scores import REASONS
-from churn.core.settings import Settings
+from churn.core.settings import Settings, redact_text
 
 log = logging.getLogger("churn.warehouse.publish")
 #: Columns sent by COPY; the day's constants (score_date, model_*, scoring_run_id) are defaults.
@@ -113,7 +113,7 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert)
 
     import psycopg
 
-    from churn.core.pg import effective_url
+    from churn.core.pg import CONNECT_ARGS, effective_url
 
     work: queue.Queue = queue.Queue(maxsize=2 * settings.publish_connections)
     described: dict[str, str] = {}
@@ -124,7 +124,8 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert)
 
     def loader() -> None:
         try:
-            with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur, cur.copy(copy_sql) as cp:
+            with psycopg.connect(url, autocommit=True, **CONNECT_ARGS) as conn, conn.cursor() as cur, \
+                    cur.copy(copy_sql) as cp:
                 while (batch := work.get()) is not None:
                     if stop.is_set():
                         continue  # drain: the reader must never block on a dead loader
@@ -223,6 +224,8 @@ def _features_day(settings: Settings, d: dt.date):
 
 
 def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_after_load: float = 0.0) -> dict:
+    import psycopg
+
     meta, dataset, flt = _day(settings, d)
     features_version, features, features_flt, feature_columns = _features_day(settings, d)
     model = meta["model"]
@@ -255,8 +258,8 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
-            with conn.transaction():
-                conn.execute("SET LOCAL lock_timeout = '60s'")
+
+            def swap_and_mark() -> None:
                 scores.swap(conn)
                 online.swap(conn)
                 with conn.cursor() as cur:
@@ -266,14 +269,21 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
                 conn.execute("""UPDATE churn.scoring_runs SET status = 'succeeded', rows_loaded = %s, rows_published = %s,
                                 finished_at = now(), load_seconds = %s, publish_seconds = %s WHERE run_id = %s""",
                              (loaded, loaded, load_seconds, time.time() - t1, run_id))
+
+            in_short_lock_waits(conn, swap_and_mark, settings.publish_lock_timeout_seconds,
+                                settings.publish_lock_attempts, f"the swap of {d}")
         except BaseException as exc:
             conn.execute("""UPDATE churn.scoring_runs SET status = 'failed', finished_at = now(), error = %s
-                            WHERE run_id = %s""", (f"{type(exc).__name__}: {exc}"[:2000], run_id))
+                            WHERE run_id = %s""", (redact_text(f"{type(exc).__name__}: {exc}", settings)[:2000], run_id))
             raise
         finally:
             scores.drop_leftovers(conn)
             online.drop_leftovers(conn)
-        _prune_online_features(conn, settings.online_features_keep)
+        try:  # the night is published: a prune that cannot get its locks is tomorrow's work, not a failure
+            _prune_online_features(conn, settings)
+        except (psycopg.Error, InputError) as exc:
+            log.warning("published %s, but pruning old online-feature nights failed (%s); the next publish "
+                        "prunes them", d, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     secs = time.time() - t0
     log.info("published %s: %d rows of %s version %s in %.1fs (run %s)", d, loaded, model["model_name"],
              model["model_version"], secs, run_id)
@@ -281,16 +291,40 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
 
 
-def _prune_online_features(conn, keep: int) -> None:
-    """Only the newest ``keep`` nights of online features stay (the predictor reads the newest)."""
+def in_short_lock_waits(conn, work, timeout_s: float, attempts: int, what: str) -> None:
+    """``work(conn)`` in one transaction whose lock waits last at most ``timeout_s``; a lock not
+    granted in time rolls the transaction back and it is tried again (``attempts`` in all, with
+    growing pauses), so a long reader never queues every other reader of the table behind us."""
+    import psycopg
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'")
+                work()
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == attempts:
+                raise InputError(f"{what}: the tables stayed locked by other sessions through {attempts} attempts of "
+                                 f"{timeout_s:g}s each (a long query on churn.customer_scores?); nothing was published, "
+                                 "the day's previous version stays") from None
+            pause = min(30.0, 0.5 * 2 ** (attempt - 1))
+            log.warning("%s: waited %gs for locks held by other sessions; trying again in %.1fs (%d/%d)", what,
+                        timeout_s, pause, attempt, attempts)
+            time.sleep(pause)
+
+
+def _prune_online_features(conn, settings: Settings) -> None:
+    """Only the newest ``online_features_keep`` nights of online features stay (the predictor reads the newest)."""
     nights = [r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'churn.online_features'::regclass ORDER BY c.relname DESC").fetchall()]
-    for name in nights[keep:]:
-        with conn.transaction():
-            conn.execute("SET LOCAL lock_timeout = '10s'")
+    for name in nights[settings.online_features_keep:]:
+        def drop(name=name):
             conn.execute(f"ALTER TABLE churn.online_features DETACH PARTITION churn.{name}")
             conn.execute(f"DROP TABLE churn.{name}")
+
+        in_short_lock_waits(conn, drop, settings.publish_lock_timeout_seconds, 3, f"pruning {name}")
 
 
 def _literal(conn, value) -> str:

@@ -50,3 +50,36 @@ def test_secrets_are_redacted(tmp_path):
                            "CHURN_PG_URL": "postgresql://crm:pw123@db:5432/churn"})
     shown = str(s.as_dict())
     assert "topsecret" not in shown and "pw123" not in shown
+
+
+def test_every_form_of_credential_is_redacted_in_repr_logs_and_errors(tmp_path, caplog, capsys, monkeypatch):
+    import logging
+
+    from churn.core import logs
+    from churn.core.settings import redact_text, redact_url
+
+    secrets = {"CHURN_S3_SECRET_KEY": "s3-planted-1", "CHURN_PG_URL": "postgresql://db/churn?user=crm&password=pg-planted-2",
+               "CHURN_MLFLOW_URI": "http://ml:ml-planted-3@mlflow:5000", "CHURN_KFP_HOST": "https://kfp:8888?token=kfp-planted-4"}
+    s = load_settings(env={"CHURN_HOME": str(tmp_path), **secrets})
+    planted = ["s3-planted-1", "pg-planted-2", "ml-planted-3", "kfp-planted-4"]
+    for shown in (repr(s), str(s), str(s.as_dict())):
+        assert not [p for p in planted if p in shown], shown
+    assert redact_url("host=db user=crm password='a b' dbname=x") == "host=db user=crm password=*** dbname=x"
+    assert redact_url("s3a://bucket/lake") == "s3a://bucket/lake"
+    # a log line and an error carrying them, as a failing driver or psycopg would word it
+    logs.setup(settings=s)
+    logging.getLogger().addHandler(caplog.handler)
+    logs.redact_with(s)
+    text = "connect to postgresql://db/churn?user=crm&password=pg-planted-2 failed; key s3-planted-1, ml-planted-3"
+    logging.getLogger("churn.test").error("boom: %s", text)
+    assert not [p for p in planted if p in caplog.text] and "password=***" in caplog.text
+    assert not [p for p in planted if p in redact_text(text, s)]
+    # a command that fails with a secret in its error text prints it redacted
+    from churn.cli import main
+
+    for k, v in {**secrets, "CHURN_HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    capsys.readouterr()
+    assert main(["publish", "--date", "2026-03-01"]) != 0  # PostgreSQL "db" does not resolve: the URL is in the error
+    err = capsys.readouterr().err
+    assert "error:" in err and not [p for p in planted if p in err], err

@@ -252,3 +252,76 @@ def test_online_features_publish_with_the_scores_and_keep_the_newest_nights(make
     finally:
         with psycopg.connect(settings.pg_url, autocommit=True) as conn:
             conn.execute("DROP ROLE predictor_bob")
+
+
+def test_two_publishes_of_one_date_at_once_end_as_exactly_one_published_day(settings):
+    """Two processes publish D at the same moment (a rerun racing the scheduled night): D ends
+    published once, whole, with no staging leftovers and no run left 'running'."""
+    db.upgrade(settings)
+    write(settings, scores(D1, range(3000)), D1)
+    code = ("import datetime as dt, sys; from churn.core.settings import load_settings; "
+            "from churn.warehouse.publish import publish; print('ready', flush=True); sys.stdin.readline(); "
+            f"publish(load_settings(), dt.date({D1.year}, {D1.month}, {D1.day}))")
+    env = {**os.environ, **settings.as_env()}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    assert 0 in [code for code, _ in results], results
+    for code, err in results:  # the other one either published after it, or was refused, never half-done
+        assert code == 0 or f"another publish of {D1} is running" in err, err[-2000:]
+    assert query(settings, "SELECT count(*), count(DISTINCT customer_id) FROM churn.customer_scores "
+                           "WHERE score_date = %s", D1) == [(3000, 3000)]
+    assert query(settings, "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                           "WHERE i.inhparent = 'churn.customer_scores'::regclass") == [(1,)]
+    assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
+    statuses = [r[0] for r in query(settings, "SELECT status FROM churn.scoring_runs WHERE score_date = %s", D1)]
+    assert "running" not in statuses and statuses.count("succeeded") == sum(code == 0 for code, _ in results)
+
+
+def test_lock_waits_are_short_and_retried_and_a_blocked_prune_is_not_a_failed_night(make_settings, tmp_path, pg_url,
+                                                                                     caplog):
+    s = make_settings(tmp_path, pg_url=pg_url, publish_lock_timeout_seconds=0.3, publish_lock_attempts=3,
+                      online_features_keep=1)
+    db.upgrade(s)
+    write(s, scores(D1, range(100)), D1)
+    publish(s, D1)
+    write(s, scores(D1, range(100), version="2"), D1)
+    # a CRM report keeps a transaction open on the published scores for a while: the rerun's swap
+    # waits in short slices, lets other readers through between them, and goes in once it ends
+    with psycopg.connect(pg_url) as reader:
+        reader.execute("SELECT count(*) FROM churn.customer_scores")  # ACCESS SHARE held until commit
+        t = __import__("threading").Timer(1.5, reader.commit)
+        t.start()
+        t0 = time.time()
+        publish(s, D1)
+        t.join()
+    assert 1.0 < time.time() - t0
+    assert "waited 0.3s for locks held by other sessions; trying again" in caplog.text
+    assert query(s, "SELECT DISTINCT model_version FROM churn.customer_scores WHERE score_date = %s", D1) == [("2",)]
+    # a reader that never lets go: the swap gives up with a clear error, and D's published rows stay as they were
+    write(s, scores(D1, range(100), version="3"), D1)
+    with psycopg.connect(pg_url) as reader:
+        reader.execute("SELECT count(*) FROM churn.customer_scores")
+        with pytest.raises(Exception, match=f"the swap of {D1}: the tables stayed locked by other sessions through 3 "
+                                            "attempts"):
+            publish(s, D1)
+    assert query(s, "SELECT DISTINCT model_version, count(*) FROM churn.customer_scores WHERE score_date = %s "
+                    "GROUP BY 1", D1) == [("2", 100)]
+    assert query(s, "SELECT status FROM churn.scoring_runs ORDER BY started_at DESC LIMIT 1") == [("failed",)]
+    # the night is published, but pruning the older online-feature night cannot get its lock: logged, not failed
+    write(s, scores(D2, range(100)), D2)
+    with psycopg.connect(pg_url) as reader:
+        reader.execute("SELECT count(*) FROM churn.online_features")
+        result = publish(s, D2)
+    assert result["rows"] == 100
+    assert "pruning old online-feature nights failed" in caplog.text
+    nights = lambda: [r[0] for r in query(s, "SELECT DISTINCT snapshot_date FROM churn.online_features ORDER BY 1")]  # noqa: E731
+    assert nights() == [D1, D2]  # kept for now ...
+    write(s, scores(D3, range(100)), D3)
+    publish(s, D3)
+    assert nights() == [D3]  # ... and pruned by the next publish
