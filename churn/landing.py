@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     logs.setup(args.verbose)
+    settings = None
     try:
         settings, d = load_settings(args.config), parse_date(args.date)
+        logs.redact_with(settings)
         while True:
             try:
                 result = check(settings, d)
@@ -117,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("%s", exc)
                 time.sleep(args.poll)
     except ChurnError as exc:
+        from churn.core.settings import redact_text
+
         (log.info if isinstance(exc, DropsNotReady) else log.error)("wait_for_drops: %s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc), settings)}", file=sys.stderr)
         return exc.exit_code
 
 
