@@ -114,6 +114,8 @@ class Settings:
     online_features_keep: int = 3
     #: Online predictor: most instances (v1) or rows (v2) one request may carry.
     serve_max_batch: int = 100
+    #: Online predictor: the largest request body it reads (a larger one gets 413 before parsing).
+    serve_max_body_bytes: int = 1 << 20
     #: Container image of the platform (Spark jobs, training components, predictor); the default is
     #: the one churn/core/pipelines.yaml names for both environments.
     platform_image: str = ""
@@ -312,6 +314,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"volume_min_ratio must be in [0, 1), got {s.volume_min_ratio}")
     if s.validation_min_rows < 0:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
+    if s.serve_max_body_bytes < 1024:
+        raise ConfigError(f"serve_max_body_bytes must be at least 1024, got {s.serve_max_body_bytes}")
     if not 1 <= s.serve_max_batch <= 10_000:
         raise ConfigError(f"serve_max_batch must be between 1 and 10000, got {s.serve_max_batch}")
     if s.publish_lock_timeout_seconds <= 0 or s.publish_lock_attempts < 1:

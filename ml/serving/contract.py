@@ -18,6 +18,7 @@ feature (shape ``[n]``: BYTES for categorical features, FP64/FP32/INT64/INT32 fo
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,11 +130,20 @@ def _instance(item: Any, contract: FeatureContract, where: str) -> Instance:
     return out
 
 
+#: What a customer id may look like: letters and digits, then also . _ - : / @ + # (Telco's
+#: "7590-VHVEG", "C0000042", an e-mail-like key). Control characters (a NUL byte) and spaces never
+#: reach the database.
+CUSTOMER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+#-]*")
+
+
 def customer_id(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"{where}: expected a non-empty text customer id, got {_kind(value)}")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidRequest(f"{where}: longer than {MAX_ID_LENGTH} characters")
+    if not CUSTOMER_ID.fullmatch(value):
+        raise InvalidRequest(f"{where}: {value[:20]!r} is not a customer id: expected letters and digits, then also "
+                             ". _ - : / @ + # (no spaces or control characters)")
     return value
 
 

@@ -155,15 +155,27 @@ class OnlineFeatures:
         return self.night
 
     def lookup(self, ids: list[str], names: list[str]) -> tuple[dict[str, tuple], dt.date | None]:
-        """The feature values found (customer id -> values in ``names`` order) and their night."""
+        """The feature values found (customer id -> values in ``names`` order) and their night.
+
+        ``names`` come from the loaded model: only the platform's features (the columns of
+        churn.online_features) may reach the SQL, and as quoted identifiers."""
+        from psycopg import sql
+
+        from churn.core.feature_defs import FEATURES
+
+        unknown = sorted(set(names) - {f.name for f in FEATURES})
+        if unknown:
+            raise InvalidInput(f"customer_id: this model's feature(s) {', '.join(unknown[:5])} are not the platform's "
+                               "online features (churn/core/feature_defs.py): send the features themselves")
+        query = sql.SQL("SELECT customer_id, {} FROM churn.online_features "
+                        "WHERE snapshot_date = %s AND customer_id = ANY(%s)").format(
+            sql.SQL(", ").join(sql.Identifier(n) for n in names))
         with self._lock:
             try:
                 night = self.newest_night()
                 if night is None:
                     return {}, None
-                cur = self._connection().execute(
-                    f"SELECT customer_id, {', '.join(names)} FROM churn.online_features "
-                    "WHERE snapshot_date = %s AND customer_id = ANY(%s)", (night, ids), prepare=True)
+                cur = self._connection().execute(query, (night, ids), prepare=True)
                 rows = cur.fetchall()
             except Exception:
                 if self._conn is not None:

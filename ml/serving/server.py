@@ -21,17 +21,51 @@ class GuardRoutes:
     version); a client asking for the wrong thing should hear it is wrong, not that we are down.
     Plain ASGI (not Starlette's BaseHTTPMiddleware): it costs a regex match per request, no task."""
 
-    def __init__(self, app, model_name: str):
+    def __init__(self, app, model_name: str, max_body: int = 1 << 20):
         self.app = app
         self.model_name = model_name
+        self.max_body = max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            from starlette.responses import JSONResponse
+
             refusal = self.refusal(scope["path"], scope.get("query_string", b"").decode("latin-1"))
             if refusal is not None:
-                from starlette.responses import JSONResponse
-
                 await JSONResponse({"error": refusal}, status_code=404)(scope, receive, send)
+                return
+            if scope["method"] in ("POST", "PUT"):
+                # the body is read here, at most max_body bytes of it: a larger one is refused (413)
+                # before anything parses it, whether it announced its length or came in chunks
+                headers = dict(scope.get("headers") or [])
+                declared = headers.get(b"content-length", b"").decode("latin-1")
+                body, too_big = b"", declared.isdigit() and int(declared) > self.max_body
+                while not too_big:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    too_big = len(body) > self.max_body
+                    if not message.get("more_body"):
+                        break
+                if too_big:
+                    await JSONResponse({"error": f"request body: over the limit of {self.max_body} bytes "
+                                                 "(CHURN_SERVE_MAX_BODY_BYTES)"}, status_code=413)(scope, receive, send)
+                    return
+                if b"content-type" not in headers and body.lstrip()[:1] in (b"{", b"["):
+                    # a JSON body without the header (tritonclient's v2 JSON requests): KServe would take
+                    # it for binary input; read it as JSON, as Triton does
+                    scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
+                replayed = False
+
+                async def receive_body():
+                    nonlocal replayed
+                    if replayed:
+                        return await receive()
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                await self.app(scope, receive_body, send)
                 return
         await self.app(scope, receive, send)
 
@@ -68,7 +102,7 @@ def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0) -> i
     gc.collect()
     gc.freeze()
 
-    app.add_middleware(GuardRoutes, model_name=model.name)
+    app.add_middleware(GuardRoutes, model_name=model.name, max_body=settings.serve_max_body_bytes)
     # per-request timings are Prometheus metrics (/metrics); KServe's per-request latency log lines
     # would cost more than the feature lookup
     ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])

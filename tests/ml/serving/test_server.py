@@ -185,3 +185,63 @@ def test_property_based_requests_never_get_a_5xx(served):
             assert status < 500, (url, payload, answer)
 
     probe()
+
+
+def _post(base: str, path: str, body: bytes, headers: dict, chunked: bool = False):
+    """A raw POST (http.client), so that headers are exactly the ones given."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        if chunked:
+            conn.request("POST", path, body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                         headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        return resp.status, (json.loads(text) if text.startswith("{") else text)
+    finally:
+        conn.close()
+
+
+def test_hostile_and_unusual_requests_get_an_answer_never_a_500(served):
+    """A NUL byte in a customer id, a body over the limit (declared or chunked), and a JSON body with no
+    Content-Type header (tritonclient's v2 JSON requests send none): 400, 413, 413 and 200."""
+    _, base, _, batch, _ = served
+    for body in ({"instances": [{"customer_id": "C00\u000042"}]}, {"instances": [{"customer_id": " C1"}]}):
+        got, answer = call(f"{base}/v1/models/churn:predict", body)
+        assert got == 400 and "is not a customer id" in json.dumps(answer), (got, answer)
+    v2 = {"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [1], "data": ["C1\u0000"]}]}
+    got, answer = call(f"{base}/v2/models/churn/infer", v2)
+    assert got == 400 and "is not a customer id" in json.dumps(answer), (got, answer)
+    huge = json.dumps({"instances": [{"customer_id": "C1", "pad": "x" * (2 << 20)}]}).encode()
+    for chunked in (False, True):
+        got, answer = _post(base, "/v1/models/churn:predict", huge, {"Content-Type": "application/json"}, chunked)
+        assert got == 413 and "over the limit of 1048576 bytes" in json.dumps(answer), (chunked, got, answer)
+    customer = batch.index[0]
+    body = json.dumps({"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [1], "data": [customer]}]})
+    got, answer = _post(base, "/v2/models/churn/infer", body.encode(), {})  # no Content-Type at all
+    assert got == 200, answer
+    probability = [o for o in answer["outputs"] if o["name"] == "churn_probability"][0]["data"][0]
+    assert abs(probability - batch.loc[customer, "churn_probability"]) < 1e-6
+    got, answer = _post(base, "/v1/models/churn:predict", json.dumps({"instances": [{"customer_id": customer}]}).encode(), {})
+    assert got == 200 and answer["predictions"][0]["customer_id"] == customer
+
+
+def test_only_the_platforms_features_reach_the_lookup_sql(served):
+    from kserve.errors import InvalidInput
+
+    from ml.serving.predictor import OnlineFeatures
+
+    settings, _, _, batch, _ = served
+    store = OnlineFeatures(settings)
+    try:
+        with pytest.raises(InvalidInput, match="are not the platform's online features"):
+            store.lookup([batch.index[0]], ["tenure_months", "1; DROP TABLE churn.online_features; --"])
+        found, night = store.lookup([batch.index[0]], ["tenure_months"])
+        assert night == D and list(found) == [batch.index[0]]
+    finally:
+        store.close()
