@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import logging
+import os
+from urllib.parse import unquote
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -114,7 +116,8 @@ def check_no_gap(settings: Settings, start: dt.date, force: bool = False) -> Non
     earlier = sorted(d for d in ingested_dates(settings) if d < start)
     if not earlier:
         return  # the lake's first night, or a history before it
-    gaps = [d for d in date_range(earlier[0], start - dt.timedelta(days=1)) if d not in set(earlier)]
+    seen = set(earlier)
+    gaps = [d for d in date_range(earlier[0], start - dt.timedelta(days=1)) if d not in seen]
     if not gaps:
         return
     shown = ", ".join(str(d) for d in gaps[:8]) + (f" and {len(gaps) - 8} more" if len(gaps) > 8 else "")
@@ -143,15 +146,25 @@ def read_markers(spark: SparkSession, settings: Settings, dates: list[dt.date]) 
     return {f: parse_marker(text, f"{f}/{MARKER}") for f, text in texts.items()}
 
 
+def _location(uri: str, encoded: bool = False) -> str:
+    """One spelling of a folder's location, for Spark's ``_metadata.file_path`` (URL-encoded,
+    ``file:/...``) and the settings' plain paths (possibly relative) alike."""
+    if encoded:
+        uri = unquote(uri)
+    if uri.startswith("file:"):
+        uri = "/" + uri[len("file:"):].lstrip("/")
+    return os.path.abspath(uri) if "://" not in uri else uri.rstrip("/")
+
+
 def check_counts(markers: dict[str, dict[str, int]], read: dict[str, int]) -> None:
     """Every file a marker names was read with exactly its rows, and no data file is unnamed."""
     problems = []
     by_folder: dict[str, dict[str, int]] = {}
     for uri, n in read.items():
         folder, name = uri.rsplit("/", 1)
-        by_folder.setdefault(folder.replace("file:///", "/").replace("file:/", "/"), {})[name] = n
+        by_folder.setdefault(_location(folder, encoded=True), {})[unquote(name)] = n
     for folder, files in markers.items():
-        got = by_folder.get(folder.replace("file:///", "/").replace("file:/", "/"), {})
+        got = by_folder.get(_location(folder), {})
         for name, rows in sorted(files.items()):
             if got.get(name, 0) != rows:
                 problems.append(f"{folder}/{name}: read {got.get(name, 0)} rows, its {MARKER} marker says {rows}")

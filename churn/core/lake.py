@@ -20,30 +20,31 @@ def delta_table(settings: Settings, layer: str, name: str, version: int | None =
         return None
 
 
-def partition_values(settings: Settings, layer: str, name: str, column: str) -> set:
-    """The values of a partition column present in a table, from its Delta log only (no data is
-    read); an empty set when the table does not exist."""
+def _files(settings: Settings, layer: str, name: str, column: str) -> list[tuple]:
+    """(partition value, rows or None) of every data file of a table, from its Delta log only (no
+    data is read); empty when the table does not exist."""
     import pyarrow as pa
 
     table = delta_table(settings, layer, name)
     if table is None:
-        return set()
+        return []
     actions = pa.table(table.get_add_actions(flatten=True))
-    return set(actions.column(f"partition.{column}").to_pylist()) if actions.num_rows else set()
+    if not actions.num_rows:
+        return []
+    return list(zip(actions.column(f"partition.{column}").to_pylist(), actions.column("num_records").to_pylist()))
+
+
+def partition_values(settings: Settings, layer: str, name: str, column: str) -> set:
+    """The values of a partition column present in a table."""
+    return {value for value, _ in _files(settings, layer, name, column)}
 
 
 def partition_rows(settings: Settings, layer: str, name: str, column: str) -> dict:
-    """Rows per value of a partition column, from the Delta log's file statistics (no data is read);
-    values whose files carry no statistics are left out."""
-    import pyarrow as pa
-
-    table = delta_table(settings, layer, name)
-    if table is None:
-        return {}
-    actions = pa.table(table.get_add_actions(flatten=True))
+    """Rows per value of a partition column, from the files' statistics; values whose files carry
+    no statistics are left out."""
     out: dict = {}
     unknown = set()
-    for value, n in zip(actions.column(f"partition.{column}").to_pylist(), actions.column("num_records").to_pylist()):
+    for value, n in _files(settings, layer, name, column):
         if n is None:
             unknown.add(value)
         else:

@@ -165,3 +165,17 @@ def test_features_refuse_a_date_never_ingested(spark, make_settings, home):
     run_pipeline(s, D0, D0, steps=["ingest"], spark=spark)
     with pytest.raises(InputError, match=f"(?s)no ingested drop for snapshot date.*{D2}"):
         run_pipeline(s, D2, D2, steps=["features"], spark=spark)
+
+
+def test_marker_counts_match_spark_file_paths_whatever_their_spelling(tmp_path, monkeypatch):
+    """Spark names files by URL-encoded file: URIs; the settings may name the raw folder by a plain or
+    a relative path. A folder with a space in it is still the same folder."""
+    from spark_jobs.ingest import check_counts
+
+    folder = tmp_path / "my raw" / "usage" / f"ingest_date={D0}"
+    spark_uri = "file:" + str(folder).replace(" ", "%20") + "/part-0000.csv"
+    check_counts({str(folder): {"part-0000.csv": 3}}, {spark_uri: 3})
+    monkeypatch.chdir(tmp_path)
+    check_counts({f"my raw/usage/ingest_date={D0}": {"part-0000.csv": 3}}, {spark_uri: 3})
+    with pytest.raises(InputError, match="part-0000.csv: read 2 rows, its _SUCCESS marker says 3"):
+        check_counts({str(folder): {"part-0000.csv": 3}}, {spark_uri: 2})
