@@ -116,6 +116,11 @@ class Settings:
     serve_max_batch: int = 100
     #: Online predictor: the largest request body it reads (a larger one gets 413 before parsing).
     serve_max_body_bytes: int = 1 << 20
+    #: Online predictor: the longest a request waits for its feature lookup (pool, connect and query
+    #: together); past it, or with PostgreSQL down, it gets 503 with Retry-After instead of hanging.
+    serve_lookup_timeout_seconds: float = 1.0
+    #: Online predictor: PostgreSQL connections its lookups share.
+    serve_pg_pool_size: int = 4
     #: Container image of the platform (Spark jobs, training components, predictor); the default is
     #: the one churn/core/pipelines.yaml names for both environments.
     platform_image: str = ""
@@ -202,7 +207,7 @@ _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@:]*):([^/?#@]*)@")
 
 
 def redact_url(url: str) -> str:
-    """Credentials out of a connection string, whatever its form: ``scheme://user:secret@host/db``
+    """Credentials out of a connection string, whatever its form: ``scheme://user:<secret>@host/db``
     -> ``scheme://user:***@host/db``; ``...?password=secret`` and libpq's keyword form
     ``host=db password=secret`` -> ``password=***``. Unchanged without credentials."""
     if not url:
@@ -316,6 +321,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
     if s.serve_max_body_bytes < 1024:
         raise ConfigError(f"serve_max_body_bytes must be at least 1024, got {s.serve_max_body_bytes}")
+    if not 0.05 <= s.serve_lookup_timeout_seconds <= 60:
+        raise ConfigError(f"serve_lookup_timeout_seconds must be between 0.05 and 60, got {s.serve_lookup_timeout_seconds}")
+    if not 1 <= s.serve_pg_pool_size <= 64:
+        raise ConfigError(f"serve_pg_pool_size must be between 1 and 64, got {s.serve_pg_pool_size}")
     if not 1 <= s.serve_max_batch <= 10_000:
         raise ConfigError(f"serve_max_batch must be between 1 and 10000, got {s.serve_max_batch}")
     if s.publish_lock_timeout_seconds <= 0 or s.publish_lock_attempts < 1:

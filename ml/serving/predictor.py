@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import math
 import logging
 import threading
 import time
@@ -40,6 +42,8 @@ MODEL_INFO = Gauge("churn_model_info", "The model version being served (value 1 
 LOOKUP_SECONDS = Histogram("churn_feature_lookup_seconds", "Online feature lookup latency (PostgreSQL), per request",
                            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
 SCORED = Counter("churn_scored_total", "Rows scored online, by how their features were given", ["source"])
+STORE_UP = Gauge("churn_feature_store_up", "1 while the online features (PostgreSQL) answer lookups, 0 while not")
+UNAVAILABLE = Counter("churn_requests_unavailable_total", "Requests answered 503 because the online features could not be read")
 REFUSED = Counter("churn_requests_refused_total", "Requests refused with a 4xx, by reason", ["reason"])
 DESCRIPTIONS = {f.name: f.description for f in FEATURES}
 DEFINITIONS = {f.name: f for f in FEATURES}
@@ -128,28 +132,98 @@ def _example_row(model: ChurnModel, contract: FeatureContract) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": ["_check"], **{n: [None] for n in model.feature_names}})
 
 
-class OnlineFeatures:
-    """Feature vectors of the newest published night, by customer id, from ``churn.online_features``."""
+class FeatureStoreUnavailable(Exception):
+    """The online features cannot be read now (PostgreSQL down, slow or locked): 503 with Retry-After."""
 
-    def __init__(self, settings: Settings):
-        from churn.core.pg import effective_url
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OnlineFeatures:
+    """Feature vectors of the newest published night, by customer id, from ``churn.online_features``.
+
+    Lookups share a small connection pool (psycopg_pool) and are bounded end to end: a connection
+    waits at most ``serve_lookup_timeout_seconds`` for the pool, each statement and lock wait has
+    the same server-side timeout, and :meth:`lookup_within` gives the caller its answer or
+    :class:`FeatureStoreUnavailable` within that time, whatever PostgreSQL does (a frozen server
+    included). The store knows whether it is up (:attr:`available`): a failed lookup marks it down,
+    a background probe marks it up again when PostgreSQL answers, so readiness follows the database
+    and the server recovers by itself."""
+
+    def __init__(self, settings: Settings, probe_seconds: float = 1.0):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from psycopg_pool import ConnectionPool
+
+        from churn.core.pg import CONNECT_ARGS, effective_url
 
         self.url = effective_url(settings)
-        self._conn = None
-        self._lock = threading.Lock()
+        self.timeout = settings.serve_lookup_timeout_seconds
+        self.retry_after = max(1, math.ceil(self.timeout))
+        ms = max(1, int(self.timeout * 1000))
+        kwargs = {**CONNECT_ARGS, "autocommit": True, "connect_timeout": max(2, math.ceil(self.timeout)),
+                  "application_name": "churn-serve",
+                  "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"}
+        self.pool = ConnectionPool(self.url, kwargs=kwargs, min_size=1, max_size=settings.serve_pg_pool_size,
+                                   timeout=self.timeout, reconnect_timeout=self.timeout, check=ConnectionPool.check_connection,
+                                   name="online-features", open=False)
+        self.pool.open(wait=False)
+        # lookups run here, never on the server's event loop; a lookup stuck on a frozen server
+        # holds one of these threads until the server answers or its connection dies
+        self._executor = ThreadPoolExecutor(max_workers=settings.serve_pg_pool_size + 2,
+                                            thread_name_prefix="feature-lookup")
         self.night: dt.date | None = None
         self._night_checked = 0.0
+        self.problem: str | None = None  # why the store is down, or None when it is up
+        self._probe_seconds = probe_seconds
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._prober = threading.Thread(target=self._probe, name="feature-store-probe", daemon=True)
+        self._prober.start()
+        STORE_UP.set(1)
+        try:  # start knowing whether the store answers (bounded: the pool's timeout)
+            with self.pool.connection() as conn:
+                conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - serve requests that carry their features meanwhile
+            self._down(_why(exc))
 
-    def _connection(self):
-        import psycopg
+    @property
+    def available(self) -> bool:
+        return self.problem is None
 
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-        return self._conn
+    def _down(self, why: str) -> FeatureStoreUnavailable:
+        if self.problem is None:
+            log.warning("online features unavailable: %s", why)
+        self.problem = why
+        STORE_UP.set(0)
+        self._wake.set()
+        return FeatureStoreUnavailable(
+            f"customer_id: the online features cannot be read now ({why}); retry in {self.retry_after} s, "
+            "or send the features themselves", self.retry_after)
 
-    def newest_night(self, max_age: float = 5.0) -> dt.date | None:
+    def _up(self) -> None:
+        if self.problem is not None:
+            log.info("online features available again (was: %s)", self.problem)
+        self.problem = None
+        STORE_UP.set(1)
+
+    def _probe(self) -> None:
+        """While the store is down, ask PostgreSQL once per probe interval whether it answers."""
+        while not self._closed.is_set():
+            self._wake.wait()
+            while self.problem is not None and not self._closed.wait(self._probe_seconds):
+                try:
+                    with self.pool.connection(timeout=self.timeout) as conn:
+                        conn.execute("SELECT 1 FROM churn.online_features LIMIT 0")
+                    self._up()
+                except Exception as exc:  # noqa: BLE001 - still down; say why on the next lookup
+                    self.problem = _why(exc)
+            self._wake.clear()
+
+    def _newest_night(self, conn, max_age: float = 5.0) -> dt.date | None:
         if time.monotonic() - self._night_checked > max_age:
-            (night,) = self._connection().execute(
+            (night,) = conn.execute(
                 "SELECT max(score_date) FROM churn.scoring_runs WHERE status = 'succeeded'").fetchone()
             self.night, self._night_checked = night, time.monotonic()
         return self.night
@@ -158,10 +232,11 @@ class OnlineFeatures:
         """The feature values found (customer id -> values in ``names`` order) and their night.
 
         ``names`` come from the loaded model: only the platform's features (the columns of
-        churn.online_features) may reach the SQL, and as quoted identifiers."""
+        churn.online_features) may reach the SQL, and as quoted identifiers. Blocking: a server
+        uses :meth:`lookup_within`."""
+        import psycopg
         from psycopg import sql
-
-        from churn.core.feature_defs import FEATURES
+        from psycopg_pool import PoolTimeout
 
         unknown = sorted(set(names) - {f.name for f in FEATURES})
         if unknown:
@@ -170,22 +245,40 @@ class OnlineFeatures:
         query = sql.SQL("SELECT customer_id, {} FROM churn.online_features "
                         "WHERE snapshot_date = %s AND customer_id = ANY(%s)").format(
             sql.SQL(", ").join(sql.Identifier(n) for n in names))
-        with self._lock:
-            try:
-                night = self.newest_night()
-                if night is None:
-                    return {}, None
-                cur = self._connection().execute(query, (night, ids), prepare=True)
-                rows = cur.fetchall()
-            except Exception:
-                if self._conn is not None:
-                    self._conn.close()
-                raise
+        try:
+            with self.pool.connection() as conn:
+                night = self._newest_night(conn)
+                rows = [] if night is None else conn.execute(query, (night, ids), prepare=True).fetchall()
+        except psycopg.errors.UndefinedTable:
+            self._up()
+            return {}, None  # nothing was ever published here
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._down(_why(exc)) from None
+        self._up()
         return {r[0]: r[1:] for r in rows}, night
 
+    async def lookup_within(self, ids: list[str], names: list[str]) -> tuple[dict[str, tuple], dt.date | None]:
+        """:meth:`lookup` off the event loop, answered within the lookup timeout whatever happens."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self.lookup, ids, names)
+        try:
+            return await asyncio.wait_for(future, self.timeout + 0.1)
+        except (asyncio.TimeoutError, RuntimeError) as exc:  # RuntimeError: the executor is shut down
+            raise self._down(f"no answer within {self.timeout:g} s" if isinstance(exc, asyncio.TimeoutError)
+                             else "the server is stopping") from None
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._closed.set()
+        self._wake.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.close(timeout=1)
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for the log and the 503: the error class and its first line, no connection string."""
+    from churn.core.settings import redact_url
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {redact_url(text)}"[:300] if text else type(exc).__name__
 
 
 class ChurnPredictor(Model):
@@ -212,13 +305,18 @@ class ChurnPredictor(Model):
             self.features.close()
 
     # -- the shared path: instances -> scored rows ---------------------------------------------
-    def score(self, instances: list[Instance]) -> list[dict]:
-        champion = self.watcher.current  # one model for the whole request
+    async def score(self, instances: list[Instance], champion: Champion) -> list[dict]:
+        """Score with ``champion``, the one model the request was parsed with (a swap mid-request
+        changes nothing for it)."""
         names = champion.model.feature_names
         ids = sorted({i.customer_id for i in instances if i.customer_id is not None})
         if ids:
             with LOOKUP_SECONDS.time():
-                stored, night = self.features.lookup(ids, names)
+                try:
+                    stored, night = await self.features.lookup_within(ids, names)
+                except FeatureStoreUnavailable:
+                    UNAVAILABLE.inc()
+                    raise
         else:
             stored, night = {}, None
         missing = [c for c in ids if c not in stored]
@@ -254,32 +352,32 @@ class ChurnPredictor(Model):
             })
         return out
 
-    # -- v1 and v2 -----------------------------------------------------------------------------
-    def predict(self, payload, headers=None):
+    # -- v1 and v2 (coroutines: a lookup waits off the event loop, so health and metrics stay fast)
+    async def predict(self, payload, headers=None):
         if isinstance(payload, InferRequest):
-            return self._infer_v2(payload)
-        return {"predictions": self._v1(payload)}
+            return await self._infer_v2(payload)
+        return {"predictions": await self._v1(payload)}
 
-    def explain(self, payload, headers=None):
-        rows = self._v1(payload)
+    async def explain(self, payload, headers=None):
+        rows = await self._v1(payload)
         return {"explanations": [{k: r[k] for k in ("customer_id", "churn_probability", "reasons", "model_version",
                                                       "feature_snapshot_date")} for r in rows]}
 
-    def _v1(self, payload) -> list[dict]:
+    async def _v1(self, payload) -> list[dict]:
         try:
             champion = self.watcher.current
-            return self.score(parse_v1(payload, champion.contract, self.max_batch))
+            return await self.score(parse_v1(payload, champion.contract, self.max_batch), champion)
         except UnknownCustomer as exc:
             raise CustomerNotFound(str(exc)) from None
         except InvalidRequest as exc:
             REFUSED.labels("invalid").inc()
             raise InvalidInput(str(exc)) from None
 
-    def _infer_v2(self, request: InferRequest) -> InferResponse:
+    async def _infer_v2(self, request: InferRequest) -> InferResponse:
         try:
             champion = self.watcher.current
             tensors = [(t.name, t.datatype, list(t.shape), _tensor_data(t)) for t in request.inputs]
-            rows = self.score(parse_v2(tensors, champion.contract, self.max_batch))
+            rows = await self.score(parse_v2(tensors, champion.contract, self.max_batch), champion)
         except InvalidRequest as exc:
             REFUSED.labels("invalid").inc()
             raise InvalidInput(str(exc)) from None

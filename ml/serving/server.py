@@ -15,21 +15,35 @@ _ROUTE = re.compile(r"^/v[12]/(?:repository/)?models/([^/:]+)(?:/versions/([^/]+
 
 
 class GuardRoutes:
-    """ASGI middleware: 404, naming the field, for a model name or version this server does not serve.
+    """ASGI middleware in front of KServe's routes.
 
-    KServe's own routes answer those with 503 (an unknown name is "not ready") and 501 (any
-    version); a client asking for the wrong thing should hear it is wrong, not that we are down.
+    - 404, naming the field, for a model name or version this server does not serve. KServe's own
+      routes answer those with 503 (an unknown name is "not ready") and 501 (any version); a client
+      asking for the wrong thing should hear it is wrong, not that we are down.
+    - 413 for a body over the limit, and a JSON body without Content-Type read as JSON.
+    - Readiness follows the online features: while ``unready()`` gives a reason (PostgreSQL down),
+      the readiness routes answer 503 with it, so Kubernetes sends traffic elsewhere. KServe's
+      model stays "ready" (KServe reloads a model that is not), so requests carrying their
+      features are still scored here.
     Plain ASGI (not Starlette's BaseHTTPMiddleware): it costs a regex match per request, no task."""
 
-    def __init__(self, app, model_name: str, max_body: int = 1 << 20):
+    def __init__(self, app, model_name: str, max_body: int = 1 << 20, unready=lambda: None):
         self.app = app
         self.model_name = model_name
         self.max_body = max_body
+        self.unready = unready
+        self.readiness = {"/v2/health/ready", f"/v2/models/{model_name}/ready", f"/v1/models/{model_name}"}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             from starlette.responses import JSONResponse
 
+            if scope["path"] in self.readiness and scope["method"] == "GET":
+                reason = self.unready()
+                if reason is not None:
+                    await JSONResponse({"error": f"not ready: {reason}", "ready": False},
+                                       status_code=503)(scope, receive, send)
+                    return
             refusal = self.refusal(scope["path"], scope.get("query_string", b"").decode("latin-1"))
             if refusal is not None:
                 await JSONResponse({"error": refusal}, status_code=404)(scope, receive, send)
@@ -52,9 +66,11 @@ class GuardRoutes:
                     await JSONResponse({"error": f"request body: over the limit of {self.max_body} bytes "
                                                  "(CHURN_SERVE_MAX_BODY_BYTES)"}, status_code=413)(scope, receive, send)
                     return
-                if b"content-type" not in headers and body.lstrip()[:1] in (b"{", b"["):
+                if (b"content-type" not in headers and b"inference-header-content-length" not in headers
+                        and body.lstrip()[:1] in (b"{", b"[")):
                     # a JSON body without the header (tritonclient's v2 JSON requests): KServe would take
-                    # it for binary input; read it as JSON, as Triton does
+                    # it for binary input; read it as JSON, as Triton does. (A binary-tensor request
+                    # announces its JSON part's length: that one is left as it came.)
                     scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
                 replayed = False
 
@@ -86,10 +102,18 @@ class GuardRoutes:
         return None
 
 
+async def unavailable(_, exc):
+    """503 with Retry-After for a request whose features cannot be read now (no stack trace: it is
+    an expected state, logged once by the store when it goes down)."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+
 def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0) -> int:
     from kserve import ModelServer
 
-    from ml.serving.predictor import ChurnPredictor
+    from ml.serving.predictor import ChurnPredictor, FeatureStoreUnavailable
 
     model = ChurnPredictor(settings, poll_seconds=poll_seconds)
     model.load()
@@ -102,7 +126,12 @@ def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0) -> i
     gc.collect()
     gc.freeze()
 
-    app.add_middleware(GuardRoutes, model_name=model.name, max_body=settings.serve_max_body_bytes)
+    def unready() -> str | None:
+        problem = model.features.problem
+        return None if problem is None else f"the online features (PostgreSQL) cannot be read: {problem}"
+
+    app.add_middleware(GuardRoutes, model_name=model.name, max_body=settings.serve_max_body_bytes, unready=unready)
+    app.add_exception_handler(FeatureStoreUnavailable, unavailable)
     # per-request timings are Prometheus metrics (/metrics); KServe's per-request latency log lines
     # would cost more than the feature lookup
     ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])
