@@ -48,3 +48,27 @@ def test_readme_names_every_prerequisite_the_check_requires():
     section = readme.split("**Prerequisites**", 1)[1].split("* **", 1)[0]
     missing = [t for t in sorted(required) if t.lower() not in section.lower()]
     assert not missing, f"README's prerequisites do not name {missing}; local/check-prereqs.sh requires them"
+
+
+def test_no_tracked_file_holds_a_secret(tmp_path):
+    """detect-secrets' default plugins over every tracked file (the Telco sample is left out: its
+    bytes are pinned by checksum above). A known-fake credential in a test or doc carries the tool's
+    own `pragma: allowlist secret` marker on its line, so each exception is visible where it is."""
+    from detect_secrets import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    planted = tmp_path / "planted.env"
+    # spelled in parts so that this file does not match its own scan
+    planted.write_text("CHURN_S3_ACCESS_KEY=" + "AKIA" + "QX7PLANTEDKEY123\n"
+                       "CHURN_PG_URL=postgresql://crm:" + "Kx8vQ2mZr7Lp@db:5432/churn\n")
+    with default_settings():
+        probe = SecretsCollection()
+        probe.scan_file(str(planted))
+        kinds = {secret.type for _, secret in probe}
+        assert {"AWS Access Key", "Basic Auth Credentials"} <= kinds, f"the scanner missed planted secrets: {kinds}"
+        found = SecretsCollection(root=str(ROOT))
+        for rel in tracked_files():
+            if (ROOT / rel).is_file() and ROOT / rel != TELCO:
+                found.scan_file(rel)
+    offenders = [f"{name}:{secret.line_number} ({secret.type})" for name, secret in found]
+    assert not offenders, f"possible secrets in tracked files (remove them, or mark a fake one): {offenders}"

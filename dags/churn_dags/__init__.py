@@ -111,23 +111,33 @@ def pipeline_tasks(pipeline: str) -> list:
     for s in declared_steps(pipeline):
         args = [*s.get("args", []), *(["--date {{ ds }}"] if s.get("dated", True) else [])]
         writes_lake = any(w.startswith("lake:") for w in s.get("writes", []))
+        database = any(r.startswith("postgres:") for r in (*s.get("reads", []), *s.get("writes", [])))
         tasks.append(step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark", sensor=s["kind"] == "sensor",
                           timeout=dt.timedelta(minutes=s.get("timeout_minutes", 120)),
                           outlets=[asset(o) for o in s.get("outlets", [])],
-                          pool=lake_writers_pool() if writes_lake else None))
+                          pool=lake_writers_pool() if writes_lake else None, database=database))
     return tasks
 
 
 def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None,
-         spark: bool = False, pool: str | None = None, sensor: bool = False):
+         spark: bool = False, pool: str | None = None, sensor: bool = False, database: bool = False):
     """One platform command as a task of the active profile (``spark``: it runs Spark; ``pool``: the
     lake writers' one-slot pool for a step that writes the lake, so no two of them ever overlap,
-    whichever runs, scheduled nights or backfills, they belong to)."""
+    whichever runs, scheduled nights or backfills, they belong to; ``database``: the step reads or
+    writes PostgreSQL, so in a cluster its pod gets the database credentials; no other pod, and no
+    Spark driver or executor, ever does)."""
     extra = {"pool": pool} if pool else {}
     if PROFILE == "kubernetes":
         from churn_dags import kubernetes
 
-        make = kubernetes.spark_step if spark else kubernetes.pod_step
+        if spark:
+            if database:
+                raise ValueError(f"step {task_id}: a Spark step never gets the database credentials; publish "
+                                 "from a process step (churn/core/pipelines.yaml)")
+            make = kubernetes.spark_step
+        else:
+            make = kubernetes.pod_step
+            extra["database"] = database
         if sensor:  # a pod that polls until the date's drops are in or its deadline passes
             args = ("--poll", str(int(SENSOR_POKE.total_seconds())), *args)
         return make(task_id, module, kubernetes.split_args(*args), doc=doc,

@@ -5,8 +5,11 @@
 * Any other step (``churn db upgrade``, ``churn publish``, the training hand-off) runs as a pod of
   the platform image via KubernetesPodOperator, on ``templates/step-pod.yaml``.
 
-Settings reach the containers only through the Secret named by ``CHURN_K8S_SECRET`` (the CHURN_*
-variables, credentials included); nothing secret is rendered into a manifest.
+Settings reach the containers only through Secrets; nothing secret is rendered into a manifest.
+``CHURN_K8S_SECRET`` holds the CHURN_* variables every step reads (lake, S3 and MLflow settings);
+``CHURN_K8S_DATABASE_SECRET`` holds ``CHURN_PG_URL`` (the publishing role) and is mounted only into
+the pods of steps that read or write PostgreSQL (``postgres:`` in their declared reads or writes:
+``db_upgrade``, ``publish``). Spark drivers and executors never receive the database credentials.
 
 Known failure modes of Spark on Kubernetes under Airflow are handled here rather than inherited
 (each is tested against a stand-in Kubernetes API, tests/dags/test_kubernetes_profile.py):
@@ -42,6 +45,9 @@ def config() -> dict:
         "namespace": env("CHURN_K8S_NAMESPACE", "churn"),
         "image": platform_image(),
         "secret": env("CHURN_K8S_SECRET", "churn-platform-env"),
+        # CHURN_PG_URL (the publishing role) lives apart: only the pods of steps that touch
+        # PostgreSQL mount it, never a Spark driver or executor
+        "database_secret": env("CHURN_K8S_DATABASE_SECRET", "churn-platform-database"),
         "service_account": env("CHURN_K8S_SERVICE_ACCOUNT", "churn-spark"),
         "start_timeout": int(env("CHURN_K8S_START_TIMEOUT", "600")),
         "driver_cores": int(env("CHURN_SPARK_DRIVER_CORES", "1")),
@@ -111,8 +117,9 @@ def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout,
     )
 
 
-def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets, **task_args):
-    """Any other step as a pod of the platform image."""
+def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets, database: bool = False,
+             **task_args):
+    """Any other step as a pod of the platform image (with the database Secret too if ``database``)."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
@@ -125,7 +132,8 @@ def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, o
         cmds=["python", "-m", module],
         arguments=args,
         pod_template_file=str(POD_TEMPLATE),
-        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=cfg["secret"]))],
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name))
+                  for name in (cfg["secret"], *([cfg["database_secret"]] if database else []))],
         labels={"app.kubernetes.io/part-of": "churn-platform", "app.kubernetes.io/component": task_id},
         service_account_name=cfg["service_account"],
         on_finish_action="delete_pod",

@@ -99,8 +99,17 @@ def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kuber
     (base,) = publish["spec"]["containers"]
     assert base["image"] == "registry.example/churn/platform:1.2.3"
     assert base["command"] == ["python", "-m", "churn.warehouse.publish"] and base["args"] == ["--date", "{{ ds }}"]
-    assert base["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]
+    # the database credentials reach exactly the steps that touch PostgreSQL, never a Spark step
+    assert base["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}},
+                               {"secretRef": {"name": "churn-platform-database"}}]
     assert not any(e.get("name", "").endswith(("KEY", "PASSWORD", "URL")) for e in base.get("env") or [])
+    database = {s.name for s in load_pipeline("nightly").steps
+                if any(x.startswith("postgres:") for x in (*s.reads, *s.writes))}
+    assert database == {"db_upgrade", "publish"}
+    for name, t in tasks.items():
+        if name not in spark:
+            secrets = [e["secretRef"]["name"] for e in t["pod"]["spec"]["containers"][0]["envFrom"]]
+            assert ("churn-platform-database" in secrets) == (name in database), (name, secrets)
     assert publish["spec"]["securityContext"]["runAsNonRoot"] is True
     training = report["dags"]["churn_training"]["tasks"]["train_pipeline"]["pod"]["spec"]["containers"][0]
     assert training["args"][:2] == ["pipeline", "submit"]  # the cluster hands off to Kubeflow Pipelines
@@ -136,6 +145,7 @@ def test_a_spark_step_succeeds_only_when_its_driver_exits_0_and_leaves_no_pod(sp
     assert spec["image"] == "registry.example/churn/platform:1.2.3" and spec["restartPolicy"]["type"] == "Never"
     assert {"name": "CHURN_JARS_DIR", "value": "/opt/churn/jars"} in spec["driver"]["env"]
     assert spec["driver"]["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]
+    assert spec["executor"]["envFrom"] == [{"secretRef": {"name": "churn-platform-env"}}]  # no database credentials
 
 
 def test_known_spark_on_kubernetes_failures_fail_the_task_and_leave_nothing_behind(spark_steps):

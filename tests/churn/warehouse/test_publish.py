@@ -225,7 +225,7 @@ def test_unreachable_or_unset_database_is_a_clear_error(make_settings, tmp_path)
     from churn.core.errors import InputError
 
     with pytest.raises(InputError, match="cannot connect to PostgreSQL at postgresql://nobody:\\*\\*\\*@127.0.0.1:9"):
-        db.upgrade(make_settings(tmp_path, pg_url="postgresql://nobody:secret@127.0.0.1:9/x"))
+        db.upgrade(make_settings(tmp_path, pg_url="postgresql://nobody:secret@127.0.0.1:9/x"))  # pragma: allowlist secret
 
 
 def test_online_features_publish_with_the_scores_and_keep_the_newest_nights(make_settings, tmp_path, pg_url):
