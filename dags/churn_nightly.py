@@ -4,7 +4,7 @@ The steps are the ``nightly`` pipeline declared in ``churn/core/pipelines.yaml``
 wait_for_drops -> ingest -> validate -> silver -> features -> labels -> score -> publish), each a
 platform command keyed on the run's logical date (``{{ ds }}``) and idempotent for it, so a rerun
 or a backfill (``airflow backfill create --dag-id churn_nightly --from-date 2026-01-01 --to-date
-2026-01-31 --max-active-runs 1``) replaces exactly its own date. One writer at a time: Delta on S3
+2026-02-01 --max-active-runs 1``: the nights of January) replaces exactly its own date. One writer at a time: Delta on S3
 allows one, so every lake-writing task runs in the one-slot pool ``churn_lake_writers`` (backfill
 runs are not bounded by ``max_active_runs``) and the commands hold the lake's lock.
 """
