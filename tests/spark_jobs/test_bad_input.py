@@ -179,3 +179,95 @@ def test_marker_counts_match_spark_file_paths_whatever_their_spelling(tmp_path, 
     check_counts({f"my raw/usage/ingest_date={D0}": {"part-0000.csv": 3}}, {spark_uri: 3})
     with pytest.raises(InputError, match="part-0000.csv: read 2 rows, its _SUCCESS marker says 3"):
         check_counts({str(folder): {"part-0000.csv": 3}}, {spark_uri: 2})
+
+
+def _corrupt(line: str, kind: str, at: int, junk: str) -> list[str]:
+    """One row of an export damaged the way exports get damaged: the lines it becomes."""
+    cut = 1 + at % max(1, len(line) - 1)  # never the whole row: a row that vanished is not damage
+    if kind == "truncate":
+        return [line[:cut]]
+    if kind == "junk":
+        return [line[:cut] + junk + line[cut:]]
+    if kind == "drop_field":
+        fields = line.split(",")
+        return [",".join(fields[:-1])]
+    if kind == "extra_field":
+        return [line + ',"' + junk.replace('"', "") + '"']
+    if kind == "blank_value":
+        fields = line.split(",")
+        fields[at % len(fields)] = ""
+        return [",".join(fields)]
+    if kind == "replace_value":
+        fields = line.split(",")
+        fields[at % len(fields)] = junk.replace(",", "").replace("\n", "")
+        return [",".join(fields)]
+    if kind == "duplicate":
+        return [line, line]
+    if kind == "unbalanced_quote":
+        return [line[:cut] + '"' + line[cut:]]
+    if kind == "nul":
+        return [line[:cut] + "\x00" + line[cut:]]
+    raise AssertionError(kind)
+
+
+KINDS = ["truncate", "junk", "drop_field", "extra_field", "blank_value", "replace_value", "duplicate",
+         "unbalanced_quote", "nul"]
+
+
+def test_fuzzed_exports_are_quarantined_or_refused_and_every_row_is_accounted_for(spark, make_settings, home):
+    """Property-based (hypothesis, seeded): random damage to random rows of every source's CSV and
+    JSON-lines export of a night (truncated rows, junk bytes, NULs, missing and extra fields, blanked
+    or replaced values, duplicates, unbalanced quotes), the drop resealed as an exporter would. Ingest,
+    validate and silver either refuse the night with a clear input error, or account for every row:
+    each source's bronze rows = its rows that reached silver + its quarantined rows, and every
+    quarantined row says why. Each example is a whole night through Spark, so the examples are few;
+    each damages dozens of rows across all sources at once."""
+    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import strategies as st
+
+    from spark_jobs.validate import passing_rows
+
+    folders = {s: home / "raw" / s / f"ingest_date={D0}" for s in SOURCES}
+    originals = {s: {f.name: f.read_text() for f in folder.iterdir()} for s, folder in folders.items()}
+    damage = st.lists(st.tuples(st.sampled_from(sorted(SOURCES)), st.integers(0, 10_000), st.sampled_from(KINDS),
+                                st.integers(1, 500), st.text(min_size=1, max_size=12)), min_size=10, max_size=40)
+    outcomes = []
+
+    @hsettings(max_examples=4, deadline=None, derandomize=True, database=None,
+               suppress_health_check=list(HealthCheck))
+    @given(plan=damage)
+    def night(plan):
+        for s, folder in folders.items():  # start from the clean export each time
+            for name, text in originals[s].items():
+                (folder / name).write_text(text)
+        for s, row, kind, at, junk in plan:
+            part = sorted(f for f in folders[s].iterdir() if not f.name.startswith(("_", ".")))[0]
+            lines = part.read_text().splitlines()
+            header = 1 if SOURCES[s].fmt == "csv" else 0
+            if len(lines) <= header:
+                continue
+            i = header + row % (len(lines) - header)
+            lines[i:i + 1] = _corrupt(lines[i], kind, at, junk)
+            part.write_text("\n".join(lines) + "\n")
+        for folder in folders.values():
+            reseal(folder)
+        s = make_settings(home / f"lake-{len(outcomes)}", raw_uri=str(home / "raw"))
+        try:
+            build_lakehouse(s, D0, D0, spark=spark, steps=["ingest", "validate", "silver"])
+        except (InputError, ValidationFailed) as exc:  # a clear refusal: it names what it refused
+            assert str(exc).strip() and "Traceback" not in str(exc), exc
+            outcomes.append(("refused", type(exc).__name__, str(exc).splitlines()[0][:160]))
+            return
+        quarantine = spark.read.format("delta").load(s.table_uri("quarantine", "rejected_rows"))
+        assert quarantine.where(F.size("reasons") == 0).count() == 0, "a quarantined row without a reason"
+        for source in SOURCES:
+            bronze = spark.read.format("delta").load(s.table_uri("bronze", source)).where(F.col("ingest_date") == D0)
+            quarantined = quarantine.where((F.col("source") == source) & (F.col("ingest_date") == D0)).count()
+            assert bronze.count() == passing_rows(bronze, source).count() + quarantined, source
+        outcomes.append(("accounted", len(plan), quarantine.count()))
+
+    night()
+    print("fuzzed nights:", outcomes)
+    assert len(outcomes) == 4
+    # the examples reached both ends: a night refused, and a night whose damaged rows were quarantined
+    assert any(o[0] == "refused" for o in outcomes) and any(o[0] == "accounted" and o[2] > 0 for o in outcomes), outcomes
