@@ -1,101 +1,208 @@
-"""churn_nightly end to end, the nightly pipeline through both of its runners on one lake:
+"""churn_nightly end to end, the nightly pipeline through both of its runners on one lake, the way
+an operator runs it on one machine:
 
-1. START through `churn nightly`'s in-process runner (the history and the first published night);
-2. D1 through Airflow: `dag.test()` in the local profile, every task its platform command as a
-   process (Spark steps attached to one warm JVM);
-3. D1 again through the in-process runner: a rerun of a night the DAG ran.
+1. START, D1 and D2 through `churn nightly`'s in-process runner (history, the first published nights);
+2. Airflow started by the platform's own command (`local/airflow.sh up`: scheduler with the
+   LocalExecutor, dag-processor, API server, the DAG unpaused), which at once schedules the latest
+   night D3; beside it, the documented backfill (`airflow backfill create ... --max-active-runs 1`)
+   reprocesses D1 and D2. The backfill and the scheduled night run at the same time; every task is
+   its platform command as a process (Spark steps attached to one warm JVM).
 
-PostgreSQL must end with exactly one row per active customer per date, equal to the Delta scores,
-`scoring_runs` must record all three runs, and the task logs must carry no progress bars. One night
-through Airflow proves the DAG's wiring; the rerun and the second date prove idempotency and
-partitioning, whichever runner ran the night (both read churn/core/pipelines.yaml).
+Then, from Airflow's metadata database: no two lake-writing tasks ever overlapped, although the
+runs did. The reprocessed nights' tables equal what the in-process runner built for them in order,
+PostgreSQL holds exactly one row per active customer per date, equal to the Delta scores, and
+`scoring_runs` records all six runs. The task logs carry no progress bars.
 """
 
 import datetime as dt
-import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 
 from churn.core.lake import delta_table
+from churn.core.net import free_port
 from tests.conftest import ROOT, generate_base
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 AIRFLOW = ROOT / ".venv" / "airflow" / "bin"
-START = dt.date(2026, 3, 1)
-D1 = START + dt.timedelta(days=1)
+#: Tables whose date partitions a night replaces (``scored_at`` is when, not what: left out).
+PLANTED = {"pg": "pg-planted-e2e-91c2", "s3": "s3-planted-e2e-7f3a", "kfp": "kfp-planted-e2e-5d0e"}
+PARTITIONED = {("gold", "customer_features"): "snapshot_date", ("gold", "customer_scores"): "score_date",
+               ("gold", "labels"): "snapshot_date"}
+
+
+def scheduled_night(now: dt.datetime) -> dt.date:
+    """The night the scheduler runs once churn_nightly is unpaused (catchup off): the latest
+    complete interval of ``0 2 * * *``, whose ds is the day before its 02:00 end."""
+    end = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    if end > now:
+        end -= dt.timedelta(days=1)
+    return (end - dt.timedelta(days=1)).date()
+
+
+def now_clear_of_the_schedule() -> dt.datetime:
+    """Now, waiting out the minutes just before 02:00 UTC, so the night computed is the one the
+    scheduler creates and no second one falls due while the test runs."""
+    now = dt.datetime.now(dt.timezone.utc)
+    two = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    if dt.timedelta(0) < two - now < dt.timedelta(minutes=10):
+        time.sleep((two - now).total_seconds() + 60)
+        now = dt.datetime.now(dt.timezone.utc)
+    return now
+
+
+def partition(settings, layer: str, name: str, day: dt.date) -> pd.DataFrame | None:
+    table = delta_table(settings, layer, name)
+    if table is None:  # labels: no horizon has closed yet
+        return None
+    df = table.to_pandas(filters=[(PARTITIONED[(layer, name)], "=", day)])
+    df = df[sorted(c for c in df.columns if c != "scored_at")].astype(str)
+    return df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+def metadata(airflow_home: Path, sql: str, args=()) -> list:
+    for attempt in range(20):
+        try:
+            with sqlite3.connect(f"file:{airflow_home / 'airflow.db'}?mode=ro", uri=True, timeout=10) as conn:
+                return conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:  # the scheduler holds the write lock a moment
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
 def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_factory):
+    from churn.core.pipeline import load_pipeline
     from churn.runner import run_pipeline
 
+    d3 = scheduled_night(now_clear_of_the_schedule())
+    start = d3 - dt.timedelta(days=3)
+    dates = [start + dt.timedelta(days=i) for i in range(4)]
     home = tmp_path_factory.mktemp("nightly-e2e")
-    generate_base(home, 300, START, 2, seed=11)
+    generate_base(home, 300, start, 4, seed=11)
     db = f"e2e_{os.getpid()}"
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
-    pg_url = postgres.url.rsplit("/", 1)[0] + f"/{db}"
-    settings = make_settings(home, mlflow_uri=champion[0].mlflow_tracking_uri, label_horizon_days=7, pg_url=pg_url)
+    # known values planted in every secret setting the night uses (trust auth and moto accept any
+    # password and secret key): none may show up in a log, an output, a report or a table
+    pg_url = postgres.url.rsplit("/", 1)[0].replace("postgres@", f"postgres:{PLANTED['pg']}@") + f"/{db}"
+    settings = make_settings(home, mlflow_uri=champion[0].mlflow_tracking_uri, label_horizon_days=7, pg_url=pg_url,
+                             s3_secret_key=PLANTED["s3"], kfp_host=f"http://kfp:{PLANTED['kfp']}@127.0.0.1:9")
+    # 1. the in-process runner, nights in order: the lakehouse steps over the three dates in one
+    # pass (what three nights in order build, tests/spark_jobs/test_lakehouse.py), then each date
+    # scored and published
+    lakehouse = [s.name for s in load_pipeline("nightly").steps if s.ranges or not s.dated]
+    run_pipeline(settings, dates[0], dates[2], steps=lakehouse, spark=spark)
+    for d in dates[:3]:
+        run_pipeline(settings, d, steps=["score", "publish"], spark=spark)
+    in_order = {(t, d): partition(settings, *t, d) for t in PARTITIONED for d in dates[1:3]}
 
+    # 2. Airflow, as `make airflow` starts it; only churn_nightly in its DAGs folder (churn_training
+    # would start its weekly run too)
+    dags = home / "dags"
+    dags.mkdir()
+    for name in ("churn_nightly.py", "churn_dags"):
+        (dags / name).symlink_to(ROOT / "dags" / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW", "PYSPARK"))}
     env.update(settings.as_env())
-    gateway = home / "spark-gateway.json"
-    env.update({
-        "CHURN_PG_URL": pg_url, "CHURN_SPARK_GATEWAY": str(gateway), "CHURN_PLATFORM_PYTHON": sys.executable,
-        "CHURN_AIRFLOW_PROFILE": "local", "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    })
-    # the Airflow tasks' warm JVM starts while this process runs the first night
-    jvm = subprocess.Popen([sys.executable, "-m", "churn", "spark-gateway"], env=env,
-                           stdout=open(home / "spark-gateway.log", "w"), stderr=subprocess.STDOUT)
+    env.update({"CHURN_PG_URL": pg_url, "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                "CHURN_PIPELINES_FILE": str(ROOT / "churn" / "core" / "pipelines.yaml"),
+                "CHURN_AIRFLOW_PORT": str(free_port())})
+    airflow_sh = ["bash", str(ROOT / "local" / "airflow.sh")]
+    up = subprocess.run([*airflow_sh, "up"], env=env, capture_output=True, text=True, timeout=300)
     try:
-        run_pipeline(settings, START, spark=spark)  # 1. `churn nightly --date START`, in this process
-        deadline = time.time() + 120
-        while not gateway.exists():
-            assert jvm.poll() is None and time.time() < deadline, (home / "spark-gateway.log").read_text()[-2000:]
-            time.sleep(1)
-        log, result = home / "run_nightly.log", home / "run_nightly.json"
-        with open(log, "w") as out:
-            proc = subprocess.run([str(AIRFLOW / "python"), str(ROOT / "tests" / "dags" / "run_nightly.py"),
-                                   str(ROOT / "dags"), str(D1)], env={**env, "RUN_NIGHTLY_RESULT": str(result)},
-                                  stdout=out, stderr=subprocess.STDOUT, timeout=1200)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        for _ in range(5):  # SQLite, the embedded metadata database, refuses a writer while the scheduler writes
+            backfill = subprocess.run([str(AIRFLOW / "airflow"), "backfill", "create", "--dag-id", "churn_nightly",
+                                       "--from-date", str(dates[1]), "--to-date", str(dates[3]),
+                                       "--max-active-runs", "1"], env=env, capture_output=True, text=True, timeout=120)
+            if "database is locked" not in backfill.stderr:
+                break
+            time.sleep(2)
+        assert backfill.returncode == 0, backfill.stderr[-3000:]
+        wanted = {str(d) for d in dates[1:]}
+        deadline = time.time() + 1200
+        while True:
+            runs = metadata(airflow_home, "SELECT run_id, date(logical_date), state, run_type, start_date, end_date "
+                                          "FROM dag_run WHERE dag_id = 'churn_nightly'")
+            done = {r[1]: r for r in runs if r[2] in ("success", "failed")}
+            if wanted <= set(done) and len(done) >= 3 or any(r[2] == "failed" for r in runs):
+                break
+            assert time.time() < deadline, f"Airflow runs not done in 20 min: {runs}"
+            time.sleep(3)
+        tasks = metadata(airflow_home, "SELECT r.run_id, date(r.logical_date), t.task_id, t.state, t.pool, "
+                                       "t.start_date, t.end_date, t.try_number FROM task_instance t JOIN dag_run r "
+                                       "ON t.dag_id = r.dag_id AND t.run_id = r.run_id WHERE t.dag_id = 'churn_nightly'")
     finally:
-        jvm.terminate()
-        jvm.wait(30)
-    text = log.read_text()
-    problems = "\n".join(line[:400] for line in text.splitlines() if "error" in line.lower() or "Traceback" in line)
-    assert proc.returncode == 0, f"{problems[-6000:]}\n(full log: {log})"
-    runs = json.loads(result.read_text())
-    run_pipeline(settings, D1, spark=spark)  # 3. the night the DAG ran, rerun by the in-process runner
-    yield settings, pg_url, runs, problems, text
+        down = subprocess.run([*airflow_sh, "down"], env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    logs = "\n".join(p.read_text(errors="replace") for p in (airflow_home / "logs").rglob("*") if p.is_file())
+    # a publish that fails after connecting (no scores for that date): its error goes to the
+    # terminal and to churn.scoring_runs, which the CRM role reads
+    failed = subprocess.run([sys.executable, "-m", "churn", "publish", "--date", str(start - dt.timedelta(days=30))],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0 and "error" in failed.stderr, failed.stderr[-2000:]
+    (home / "failed-publish.log").write_text(failed.stdout + failed.stderr)
+    yield settings, pg_url, dates, runs, tasks, in_order, logs
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-def test_every_declared_step_of_the_airflow_run_succeeds_quietly(nightly):
+def test_the_backfill_and_the_scheduled_night_succeed_quietly(nightly):
     from churn.core.pipeline import load_pipeline
 
-    _, _, runs, problems, text = nightly
-    assert [r["date"] for r in runs] == [str(D1)]
-    (run,) = runs
-    assert run["state"] == "success", (run, problems[-6000:])
-    # every declared step ran, and succeeded (their order is the DAG's: tests/dags/test_dag_integrity.py)
-    assert sorted(run["tasks"]) == sorted(load_pipeline("nightly").names), run
-    assert set(run["tasks"].values()) == {"success"}, run
+    _, _, dates, runs, tasks, _, logs = nightly
+    by_date = {r[1]: r for r in runs}
+    assert sorted(by_date) == [str(d) for d in dates[1:]], runs
+    assert {r[1]: r[3] for r in runs} == {str(dates[1]): "backfill", str(dates[2]): "backfill",
+                                           str(dates[3]): "scheduled"}
+    assert {r[2] for r in runs} == {"success"}, [t for t in tasks if t[3] != "success"]
+    for d in dates[1:]:  # every declared step ran and succeeded (their order: tests/dags/test_dag_integrity.py)
+        assert sorted(t[2] for t in tasks if t[1] == str(d)) == sorted(load_pipeline("nightly").names), d
     # a task log is not a terminal: no progress bars (GX draws hundreds of lines a night on one)
-    assert "Calculating Metrics" not in text and "it/s]" not in text
+    assert "Calculating Metrics" not in logs and "it/s]" not in logs
+
+
+def test_lake_writing_tasks_never_overlap_although_the_runs_do(nightly):
+    from churn.core.pipeline import load_pipeline
+
+    _, _, _, runs, tasks, _, _ = nightly
+    writers = {s.name for s in load_pipeline("nightly").steps if s.writes_lake}
+    spans = sorted((dt.datetime.fromisoformat(t[5]), dt.datetime.fromisoformat(t[6]), t[1], t[2])
+                   for t in tasks if t[2] in writers)
+    assert len(spans) == 3 * len(writers) and {t[4] for t in tasks if t[2] in writers} == {"churn_lake_writers"}
+    for before, after in zip(spans, spans[1:]):
+        assert before[1] <= after[0], f"{before[2:]} and {after[2:]} wrote the lake at the same time"
+    # the runs themselves overlapped: the backfill was running while the scheduled night ran
+    (scheduled,) = [r for r in runs if r[3] == "scheduled"]
+    backfill = [r for r in runs if r[3] == "backfill"]
+    assert any(b[4] < scheduled[5] and scheduled[4] < b[5] for b in backfill), runs
+
+
+def test_reprocessed_nights_equal_the_nights_run_in_order(nightly):
+    settings, _, dates, _, _, in_order, _ = nightly
+    assert in_order[(("gold", "customer_scores"), dates[1])] is not None
+    for (table, d), want in in_order.items():
+        got = partition(settings, *table, d)
+        if want is None:
+            assert got is None, (table, d)
+        else:
+            pd.testing.assert_frame_equal(got, want, obj=f"{table} {d}")
 
 
 def test_postgres_holds_one_row_per_active_customer_per_date_equal_to_delta(nightly):
-    settings, pg_url, *_ = nightly
+    settings, pg_url, dates, *_ = nightly
     with psycopg.connect(pg_url) as conn:
-        for d in (START, D1):
+        for d in dates:
             delta = delta_table(settings, "gold", "customer_scores").to_pandas(filters=[("score_date", "=", d)])
             features = delta_table(settings, "gold", "customer_features").to_pandas(filters=[("snapshot_date", "=", d)])
             assert len(delta) == len(features) > 250  # every active customer of the day
@@ -109,20 +216,136 @@ def test_postgres_holds_one_row_per_active_customer_per_date_equal_to_delta(nigh
             assert [got[c][1] for c in want.index] == want["risk_decile"].tolist()
             first = [(r[0]["feature"], r[0]["contribution"]) if len(r) else (None, None) for r in want["reasons"]]
             assert [got[c][2:] for c in want.index] == first
-        (dates,) = conn.execute("SELECT array_agg(DISTINCT score_date ORDER BY score_date) FROM churn.customer_scores").fetchone()
-        assert dates == [START, D1]
+        (published,) = conn.execute("SELECT array_agg(DISTINCT score_date ORDER BY score_date) "
+                                    "FROM churn.customer_scores").fetchone()
+        assert published == dates
         # the latest view: the newest published day, one row per customer
         latest = conn.execute("SELECT count(*), count(DISTINCT customer_id), min(score_date), max(score_date) "
                               "FROM churn.customer_scores_latest").fetchone()
-        assert latest == (len(delta), len(delta), D1, D1)
+        assert latest == (len(delta), len(delta), dates[-1], dates[-1])
 
 
-def test_scoring_runs_records_all_three_runs(nightly):
-    _, pg_url, *_ = nightly
+def test_scoring_runs_records_all_six_runs(nightly):
+    _, pg_url, dates, *_ = nightly
     with psycopg.connect(pg_url) as conn:
         runs = conn.execute("SELECT score_date, status, rows_expected, rows_published FROM churn.scoring_runs "
                             "ORDER BY started_at").fetchall()
         published = dict(conn.execute("SELECT score_date, count(*) FROM churn.customer_scores GROUP BY 1").fetchall())
-    assert [(r[0], r[1]) for r in runs] == [(START, "succeeded"), (D1, "succeeded"), (D1, "succeeded")]
+    runs = [r for r in runs if r[1] != "failed"]  # the fixture's failed publish: tested below
+    assert [r[0] for r in runs[:3]] == dates[:3]  # in process, in order; then Airflow's three in any order
+    assert sorted(r[0] for r in runs[3:]) == dates[1:] and {r[1] for r in runs} == {"succeeded"}
     for d, _, expected, n in runs:
         assert expected == n == published[d]
+
+
+def test_planted_secrets_appear_in_no_log_output_report_or_table(nightly, airflow_home, monkeypatch):
+    """Every file the night and the failed publishes left (logs, task logs, reports, raw and lake
+    files), every Delta table's rows, and every row of every PostgreSQL table: none holds a planted
+    secret. A publish that fails mid-load with the connection string in its error (as a driver
+    words it) records the error in churn.scoring_runs, redacted."""
+    from churn.core.lake import LAKE_TABLES
+    from churn.warehouse import publish
+
+    settings, pg_url, dates, *_ = nightly
+    home = Path(settings.home)
+
+    def broken_copy(*args, **kwargs):
+        raise RuntimeError(f"COPY failed: connection to {pg_url} lost (key {settings.s3_secret_key})")
+
+    monkeypatch.setattr(publish, "_load", broken_copy)
+    with pytest.raises(RuntimeError, match="COPY failed"):
+        publish.publish(settings, dates[-1])
+    found = []
+    for root in (home, airflow_home):
+        for f in root.rglob("*"):
+            if f.is_file() and f.stat().st_size < 50_000_000:
+                data = f.read_bytes()
+                found += [(str(f), k) for k, v in PLANTED.items() if v.encode() in data]
+    for layer, name in LAKE_TABLES:
+        table = delta_table(settings, layer, name)
+        text = table.to_pandas().to_csv() if table is not None else ""
+        found += [(f"{layer}/{name}", k) for k, v in PLANTED.items() if v in text]
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT schemaname, tablename FROM pg_tables WHERE schemaname LIKE 'churn%'").fetchall()
+        for schema, table in tables:
+            text = "\n".join(r[0] for r in conn.execute(f'SELECT t::text FROM "{schema}"."{table}" t'))
+            found += [(f"{schema}.{table}", k) for k, v in PLANTED.items() if v in text]
+        (error,) = conn.execute("SELECT error FROM churn.scoring_runs WHERE status = 'failed'").fetchone()
+    assert not found, found
+    assert error.startswith("RuntimeError: COPY failed: connection to postgresql://postgres:***@"), error
+    assert "error" in (home / "failed-publish.log").read_text()
+
+
+def lake_state(settings) -> dict:
+    """Every lake table's rows (``scored_at`` left out: when, not what), comparable as frames."""
+    from churn.core.lake import LAKE_TABLES
+
+    state = {}
+    for layer, name in LAKE_TABLES:
+        table = delta_table(settings, layer, name)
+        if table is None:
+            continue
+        df = table.to_pandas()
+        df = df[sorted(c for c in df.columns if c != "scored_at")].astype(str)
+        state[(layer, name)] = df.sort_values(list(df.columns)).reset_index(drop=True)
+    return state
+
+
+def published(pg_url: str, day: dt.date) -> list:
+    with psycopg.connect(pg_url) as conn:
+        scores = conn.execute("SELECT customer_id, churn_probability, risk_decile, risk_band, reason_1_feature, "
+                              "model_version FROM churn.customer_scores WHERE score_date = %s ORDER BY 1", (day,)).fetchall()
+        online = conn.execute("SELECT count(*), count(DISTINCT customer_id) FROM churn.online_features "
+                              "WHERE snapshot_date = %s", (day,)).fetchone()
+    return [scores, online]
+
+
+def test_a_step_killed_at_a_random_point_and_run_again_leaves_the_clean_nights_tables(nightly, spark):
+    """kill -9, at a seeded random moment, each step of the scheduled night run as its own command
+    (the step and its JVM: the whole process group), then run that step again, as Airflow's retry
+    does, and go on to the next. The lake's tables and the published rows end equal to the clean
+    night's (Airflow's run of it, above)."""
+    import random
+    import signal
+
+    from churn.core.lock import current_holder
+    from churn.core.pipeline import load_pipeline
+    from churn.runner import run_pipeline
+
+    settings, pg_url, dates, _, tasks, _, _ = nightly
+    night = dates[-1]
+    clean_lake, clean_rows = lake_state(settings), published(pg_url, night)
+    took = {t[2]: (dt.datetime.fromisoformat(t[6]) - dt.datetime.fromisoformat(t[5])).total_seconds()
+            for t in tasks if t[1] == str(night)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "PYSPARK"))}
+    env.update({**settings.as_env(), "CHURN_PG_URL": pg_url})
+    rng = random.Random(20261130)
+    trials = []
+    for step in load_pipeline("nightly").steps:
+        cmd = [sys.executable, "-m", step.module, *(["--date", str(night)] if step.dated else [])]
+        # a point inside the step: its own start (a JVM for a Spark step) plus a share of its work;
+        # a step that ends first is run again with a point inside the time it took
+        at = rng.uniform(0.3, (8.0 if step.kind == "spark" else 1.0) + took[step.name])
+        for _ in range(4):
+            t0 = time.monotonic()
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                proc.wait(at)
+                at = rng.uniform(0.2, 0.9 * (time.monotonic() - t0))
+                landed = "after it ended"
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+                landed = "mid-step"
+                break
+        assert current_holder(settings) is None, f"{step.name}: the lake's lock outlived its killed holder"
+        run_pipeline(settings, night, steps=[step.name], spark=spark)  # the retry
+        trials.append((step.name, round(at, 1), landed))
+    print("kill -9 trials (step, seconds, where it landed):", trials)
+    after = lake_state(settings)
+    assert sorted(after) == sorted(clean_lake)
+    for table, want in clean_lake.items():
+        pd.testing.assert_frame_equal(after[table], want, obj=str(table))
+    assert published(pg_url, night) == clean_rows
+    assert [t for t in trials if t[2] != "mid-step"] == [], "steps never killed mid-way"
