@@ -310,7 +310,15 @@ def load_settings(config_file: str | None = None, env: Mapping[str, str] | None 
     return s
 
 
+#: Settings with an inclusive range of valid values.
+_RANGES = {"serve_lookup_timeout_seconds": (0.05, 60), "serve_pg_pool_size": (1, 64), "serve_max_batch": (1, 10_000),
+           "publish_connections": (1, 16), "spark_table_writers": (1, 16)}
+
+
 def _validate(s: Settings) -> None:
+    for name, (low, high) in _RANGES.items():
+        if not low <= getattr(s, name) <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {getattr(s, name)}")
     if s.label_horizon_days < 1:
         raise ConfigError(f"label_horizon_days must be >= 1, got {s.label_horizon_days}")
     if s.validation_pandas_max_rows < 0:
@@ -321,21 +329,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"validation_min_rows must be >= 0, got {s.validation_min_rows}")
     if s.serve_max_body_bytes < 1024:
         raise ConfigError(f"serve_max_body_bytes must be at least 1024, got {s.serve_max_body_bytes}")
-    if not 0.05 <= s.serve_lookup_timeout_seconds <= 60:
-        raise ConfigError(f"serve_lookup_timeout_seconds must be between 0.05 and 60, got {s.serve_lookup_timeout_seconds}")
-    if not 1 <= s.serve_pg_pool_size <= 64:
-        raise ConfigError(f"serve_pg_pool_size must be between 1 and 64, got {s.serve_pg_pool_size}")
-    if not 1 <= s.serve_max_batch <= 10_000:
-        raise ConfigError(f"serve_max_batch must be between 1 and 10000, got {s.serve_max_batch}")
     if s.publish_lock_timeout_seconds <= 0 or s.publish_lock_attempts < 1:
         raise ConfigError("publish_lock_timeout_seconds must be > 0 and publish_lock_attempts >= 1, got "
                           f"{s.publish_lock_timeout_seconds} and {s.publish_lock_attempts}")
     if s.online_features_keep < 1:
         raise ConfigError(f"online_features_keep must be >= 1, got {s.online_features_keep}")
-    if not 1 <= s.publish_connections <= 16:
-        raise ConfigError(f"publish_connections must be between 1 and 16, got {s.publish_connections}")
-    if not 1 <= s.spark_table_writers <= 16:
-        raise ConfigError(f"spark_table_writers must be between 1 and 16, got {s.spark_table_writers}")
     if s.lake_lock_wait_seconds < 0:
         raise ConfigError(f"lake_lock_wait_seconds must be >= 0, got {s.lake_lock_wait_seconds}")
     if not 0 < s.lake_lock_heartbeat_seconds * 2 < s.lake_lock_stale_seconds:
