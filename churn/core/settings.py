@@ -105,6 +105,10 @@ class Settings:
     risk_bands: str = "0.10,0.30"
     #: Parallel COPY connections of a publish (each PostgreSQL backend parses its share of the rows).
     publish_connections: int = 2
+    #: The PostgreSQL role a publish works as (``SET ROLE`` on each of its connections): it owns the
+    #: tables whose day partitions it swaps and nothing else (migration 0004). The login role of
+    #: ``pg_url`` must be a member (``GRANT churn_publisher TO <login>``). ``none``: the login role itself.
+    pg_publish_role: str = "churn_publisher"
     #: Publishing's swap waits at most this long for its locks, then rolls back and tries again
     #: (``publish_lock_attempts`` in all, pauses growing from 0.5 s), so a long CRM query delays the
     #: swap instead of queueing every other reader behind it.

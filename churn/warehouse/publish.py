@@ -124,14 +124,15 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert)
 
     def loader() -> None:
         try:
-            with psycopg.connect(url, autocommit=True, **CONNECT_ARGS) as conn, conn.cursor() as cur, \
-                    cur.copy(copy_sql) as cp:
-                while (batch := work.get()) is not None:
-                    if stop.is_set():
-                        continue  # drain: the reader must never block on a dead loader
-                    table, names = convert(batch)
-                    described.update(names)
-                    cp.write(_csv(table))
+            with psycopg.connect(url, autocommit=True, **CONNECT_ARGS) as conn:
+                as_publisher(conn, settings)
+                with conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                    while (batch := work.get()) is not None:
+                        if stop.is_set():
+                            continue  # drain: the reader must never block on a dead loader
+                        table, names = convert(batch)
+                        described.update(names)
+                        cp.write(_csv(table))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             errors.append(exc)
             stop.set()
@@ -235,6 +236,7 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
     online = _Day("online_features", "snapshot_date", f"scores_{tag}_features", d)
     t0 = time.time()
     with connect(settings, autocommit=True) as conn:
+        as_publisher(conn, settings)
         got = conn.execute("SELECT pg_try_advisory_lock(hashtext('churn.publish'), %s)", (int(f"{d:%Y%m%d}"),)).fetchone()
         if not got[0]:
             raise InputError(f"another publish of {d} is running; try again when it has finished")
@@ -289,6 +291,26 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
              model["model_version"], secs, run_id)
     return {"date": str(d), "run_id": str(run_id), "rows": loaded, "model": model["model_name"],
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
+
+
+def as_publisher(conn, settings: Settings) -> None:
+    """Work as ``settings.pg_publish_role`` on ``conn`` from here on: the role that owns what a publish
+    swaps and nothing else (migration 0004), whatever else the login role may do."""
+    import psycopg
+    from psycopg import sql
+
+    role = settings.pg_publish_role
+    if role.lower() == "none":  # as in SET ROLE NONE: the login role's own rights
+        return
+    try:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    except psycopg.errors.InvalidParameterValue:
+        raise InputError(f"PostgreSQL has no role {role!r} (CHURN_PG_PUBLISH_ROLE): apply the migrations first "
+                         "(`churn db upgrade`, the nightly's db_upgrade step)") from None
+    except psycopg.errors.InsufficientPrivilege:
+        (login,) = conn.execute("SELECT session_user").fetchone()
+        raise InputError(f"the login role {login!r} of CHURN_PG_URL may not publish: it is not a member of {role!r} "
+                         f"(CHURN_PG_PUBLISH_ROLE); GRANT {role} TO {login}") from None
 
 
 def in_short_lock_waits(conn, work, timeout_s: float, attempts: int, what: str) -> None:

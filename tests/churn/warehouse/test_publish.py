@@ -17,7 +17,7 @@ from deltalake import write_deltalake
 
 from churn.warehouse import db
 from churn.core.feature_defs import FEATURES
-from churn.core.errors import ConfigError
+from churn.core.errors import ConfigError, InputError
 from churn.warehouse.publish import ReconciliationFailed, publish
 
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
@@ -73,7 +73,8 @@ def query(settings, sql, *args):
 
 
 def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
-    assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql", "0003_online_features.sql"]
+    assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql", "0003_online_features.sql",
+                                    "0004_publisher_role.sql"]
     assert db.upgrade(settings) == []
     comments = query(settings, "SELECT obj_description('churn.customer_scores'::regclass)")
     assert "one row per customer per score date" in comments[0][0]
@@ -96,7 +97,7 @@ def test_scores_published_under_0001_move_to_the_partitioned_table(settings, tmp
         for cid, reasons in (("A", REASONS), ("B", [])):
             conn.execute("INSERT INTO churn.customer_scores VALUES (%s, %s, 0.4, 1, 'high', %s, 'churn', '1', 'r1', %s)",
                          (cid, D1, psycopg.types.json.Jsonb(reasons), run))
-    assert db.upgrade(settings) == ["0002_partitioned_scores.sql", "0003_online_features.sql"]
+    assert db.upgrade(settings) == ["0002_partitioned_scores.sql", "0003_online_features.sql", "0004_publisher_role.sql"]
     rows = query(settings, "SELECT customer_id, reason_1_feature, reason_3_value, reason_3_contribution "
                            "FROM churn.customer_scores ORDER BY 1")
     assert rows == [("A", "contract", None, 0.125), ("B", None, None, None)]
@@ -219,11 +220,62 @@ def test_crm_role_reads_published_tables_and_nothing_else(settings):
         conn.execute("DROP ROLE crm_alice")
 
 
+def test_the_publisher_owns_only_what_it_swaps(make_settings, tmp_path, pg_url):
+    """Days published before migration 0004 (by the database owner) pass to churn_publisher; a login
+    that is a member of it then republishes, prunes and publishes new days, and can do nothing else:
+    no DDL on, or deletes from, what it does not swap. A login that is not a member is told how to
+    fix it, and the published day stays."""
+    owner = make_settings(tmp_path, pg_url=pg_url, pg_publish_role="none", online_features_keep=2)
+    before = tmp_path / "before-0004"
+    before.mkdir()
+    for m in db.migrations()[:3]:
+        (before / m.path.name).write_text(m.sql)
+    db.upgrade(owner, before)
+    write(owner, scores(D1, range(6)), D1)
+    publish(owner, D1)  # as the owner, before the role exists
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE churn_staging.scores_20260301_left (x int)")  # a killed publish's load
+    assert db.upgrade(owner) == ["0004_publisher_role.sql"]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS pub_carol, pub_dave")
+        conn.execute("CREATE ROLE pub_carol LOGIN IN ROLE churn_publisher")
+        conn.execute("CREATE ROLE pub_dave LOGIN")
+    carol = make_settings(tmp_path, pg_url=pg_url.replace("postgres@", "pub_carol@"), online_features_keep=2)
+    dave = make_settings(tmp_path, pg_url=pg_url.replace("postgres@", "pub_dave@"))
+    try:
+        write(owner, scores(D1, range(4)), D1)
+        with pytest.raises(InputError, match="'pub_dave' of CHURN_PG_URL may not publish: it is not a member of "
+                                             "'churn_publisher'.*GRANT churn_publisher TO pub_dave"):
+            publish(dave, D1)
+        assert query(owner, "SELECT count(*) FROM churn.customer_scores") == [(6,)]
+        for d, n in ((D1, 4), (D2, 5), (D3, 7)):  # a rerun of the owner's day, new days, a prune
+            write(owner, scores(d, range(n)), d)
+            assert publish(carol, d)["rows"] == n
+        assert dict(query(owner, "SELECT score_date, count(*) FROM churn.customer_scores GROUP BY 1")) == \
+            {D1: 4, D2: 5, D3: 7}
+        assert dict(query(owner, "SELECT snapshot_date, count(*) FROM churn.online_features GROUP BY 1")) == {D2: 5, D3: 7}
+        owned = query(owner, "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n "
+                             "ON n.oid = c.relnamespace WHERE pg_get_userbyid(c.relowner) = 'churn_publisher' "
+                             "AND c.relkind IN ('r', 'p', 'v') ORDER BY 1")
+        days = [f"churn.customer_scores_{d:%Y%m%d}" for d in (D1, D2, D3)]
+        assert [r[0] for r in owned] == ["churn.customer_scores", *days, "churn.online_features",
+                                         *[f"churn.online_features_{d:%Y%m%d}" for d in (D2, D3)]]
+        with psycopg.connect(carol.pg_url, autocommit=True) as conn:
+            conn.execute("SET ROLE churn_publisher")
+            for sql in ("DROP TABLE churn.scoring_runs", "DELETE FROM churn.scoring_runs", "TRUNCATE churn.features",
+                        "ALTER TABLE churn.features ADD COLUMN x int", "DROP VIEW churn.customer_scores_latest",
+                        "DELETE FROM churn.schema_migrations", "CREATE ROLE mallory",
+                        "ALTER TABLE churn.scoring_runs DROP COLUMN error", "DROP SCHEMA churn_staging"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP ROLE pub_carol, pub_dave")
+
+
 def test_unreachable_or_unset_database_is_a_clear_error(make_settings, tmp_path):
     with pytest.raises(ConfigError, match="CHURN_PG_URL is not set"):
         db.upgrade(make_settings(tmp_path))
-    from churn.core.errors import InputError
-
     with pytest.raises(InputError, match="cannot connect to PostgreSQL at postgresql://nobody:\\*\\*\\*@127.0.0.1:9"):
         db.upgrade(make_settings(tmp_path, pg_url="postgresql://nobody:secret@127.0.0.1:9/x"))  # pragma: allowlist secret
 
