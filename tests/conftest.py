@@ -66,6 +66,9 @@ def make_settings(s3):
             "CHURN_S3_SECRET_KEY": s3.secret_key,
             "CHURN_SPARK_MASTER": "local[2]",
             "CHURN_SPARK_SHUFFLE_PARTITIONS": "4",
+            # a test's days are a few hundred to a few thousand rows: compiling each query costs more
+            # than it saves (measured: a quarter of a small night's Spark time)
+            "CHURN_SPARK_CODEGEN": "false",
         }
         if "CHURN_JARS_DIR" in os.environ:
             env["CHURN_JARS_DIR"] = os.environ["CHURN_JARS_DIR"]

@@ -67,6 +67,11 @@ class Settings:
     #: MERGE: one Spark job chain per table, in threads of one session). A small night is mostly fixed
     #: per-commit cost, which overlaps; 1 writes them one after the other (lowest peak memory).
     spark_table_writers: int = 3
+    #: Spark compiles every query's expressions and stages to JVM bytecode (Janino) before running
+    #: them: worth it over millions of rows, pure overhead over a night of a few hundred (the test
+    #: suite, a demo). false runs them interpreted: a small day's ingest+silver+features took 18 s
+    #: instead of 25 s on 2 cores (CPU-bound either way); results are the same.
+    spark_codegen: bool = True
     #: Local profile only: the file of a warm Spark JVM started by ``churn spark-gateway``. Steps
     #: attach to it (one at a time) instead of starting their own JVM; empty: every step starts its own.
     spark_gateway: str = ""

@@ -1,17 +1,18 @@
 """churn_nightly end to end, the nightly pipeline through both of its runners on one lake, the way
 an operator runs it on one machine:
 
-1. START, D1 and D2 through `churn nightly`'s in-process runner (history, the first published nights);
+1. D1 and D2 through `churn nightly`'s in-process runner (history, the first published nights);
 2. Airflow started by the platform's own command (`local/airflow.sh up`: scheduler with the
    LocalExecutor, dag-processor, API server, the DAG unpaused), which at once schedules the latest
    night D3; beside it, the documented backfill (`airflow backfill create ... --max-active-runs 1`)
-   reprocesses D1 and D2. The backfill and the scheduled night run at the same time; every task is
-   its platform command as a process (Spark steps attached to one warm JVM).
+   reprocesses D2. The backfill and the scheduled night run at the same time; every task is its
+   platform command as a process (Spark steps attached to one warm JVM).
 
 Then, from Airflow's metadata database: no two lake-writing tasks ever overlapped, although the
 runs did. The reprocessed nights' tables equal what the in-process runner built for them in order,
 PostgreSQL holds exactly one row per active customer per date, equal to the Delta scores, and
-`scoring_runs` records all six runs. The task logs carry no progress bars.
+`scoring_runs` records all four runs. The task logs carry no progress bars, and every Spark step
+attached to the warm JVM (none started its own while it warmed up).
 """
 
 import datetime as dt
@@ -85,10 +86,10 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     from churn.runner import run_pipeline
 
     d3 = scheduled_night(now_clear_of_the_schedule())
-    start = d3 - dt.timedelta(days=3)
-    dates = [start + dt.timedelta(days=i) for i in range(4)]
+    start = d3 - dt.timedelta(days=2)
+    dates = [start + dt.timedelta(days=i) for i in range(3)]
     home = tmp_path_factory.mktemp("nightly-e2e")
-    generate_base(home, 300, start, 4, seed=11)
+    generate_base(home, 300, start, 3, seed=11)
     db = f"e2e_{os.getpid()}"
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
@@ -97,14 +98,14 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     pg_url = postgres.url.rsplit("/", 1)[0].replace("postgres@", f"postgres:{PLANTED['pg']}@") + f"/{db}"
     settings = make_settings(home, mlflow_uri=champion[0].mlflow_tracking_uri, label_horizon_days=7, pg_url=pg_url,
                              s3_secret_key=PLANTED["s3"], kfp_host=f"http://kfp:{PLANTED['kfp']}@127.0.0.1:9")
-    # 1. the in-process runner, nights in order: the lakehouse steps over the three dates in one
-    # pass (what three nights in order build, tests/spark_jobs/test_lakehouse.py), then each date
+    # 1. the in-process runner, nights in order: the lakehouse steps over the two dates in one
+    # pass (what two nights in order build, tests/spark_jobs/test_lakehouse.py), then each date
     # scored and published
     lakehouse = [s.name for s in load_pipeline("nightly").steps if s.ranges or not s.dated]
-    run_pipeline(settings, dates[0], dates[2], steps=lakehouse, spark=spark)
-    for d in dates[:3]:
+    run_pipeline(settings, dates[0], dates[1], steps=lakehouse, spark=spark)
+    for d in dates[:2]:
         run_pipeline(settings, d, steps=["score", "publish"], spark=spark)
-    in_order = {(t, d): partition(settings, *t, d) for t in PARTITIONED for d in dates[1:3]}
+    in_order = {(t, dates[1]): partition(settings, *t, dates[1]) for t in PARTITIONED}
 
     # 2. Airflow, as `make airflow` starts it; only churn_nightly in its DAGs folder (churn_training
     # would start its weekly run too)
@@ -123,7 +124,7 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         for _ in range(5):  # SQLite, the embedded metadata database, refuses a writer while the scheduler writes
             backfill = subprocess.run([str(AIRFLOW / "airflow"), "backfill", "create", "--dag-id", "churn_nightly",
-                                       "--from-date", str(dates[1]), "--to-date", str(dates[3]),
+                                       "--from-date", str(dates[1]), "--to-date", str(dates[2]),
                                        "--max-active-runs", "1"], env=env, capture_output=True, text=True, timeout=120)
             if "database is locked" not in backfill.stderr:
                 break
@@ -135,7 +136,7 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
             runs = metadata(airflow_home, "SELECT run_id, date(logical_date), state, run_type, start_date, end_date "
                                           "FROM dag_run WHERE dag_id = 'churn_nightly'")
             done = {r[1]: r for r in runs if r[2] in ("success", "failed")}
-            if wanted <= set(done) and len(done) >= 3 or any(r[2] == "failed" for r in runs):
+            if wanted <= set(done) and len(done) >= 2 or any(r[2] == "failed" for r in runs):
                 break
             assert time.time() < deadline, f"Airflow runs not done in 20 min: {runs}"
             time.sleep(3)
@@ -163,14 +164,15 @@ def test_the_backfill_and_the_scheduled_night_succeed_quietly(nightly):
     _, _, dates, runs, tasks, _, logs = nightly
     by_date = {r[1]: r for r in runs}
     assert sorted(by_date) == [str(d) for d in dates[1:]], runs
-    assert {r[1]: r[3] for r in runs} == {str(dates[1]): "backfill", str(dates[2]): "backfill",
-                                           str(dates[3]): "scheduled"}
+    assert {r[1]: r[3] for r in runs} == {str(dates[1]): "backfill", str(dates[2]): "scheduled"}
     assert {r[2] for r in runs} == {"success"}, [t for t in tasks if t[3] != "success"]
     for d in dates[1:]:  # every declared step ran and succeeded (their order: tests/dags/test_dag_integrity.py)
         assert sorted(t[2] for t in tasks if t[1] == str(d)) == sorted(load_pipeline("nightly").names), d
     # a task log is not a terminal: no progress bars (GX draws hundreds of lines a night on one)
     assert "Calculating Metrics" not in logs and "it/s]" not in logs
-
+    # every Spark step attached to the warm JVM, the scheduled night's first ones while it warmed up
+    spark_steps = [t for t in tasks if t[2] in {s.name for s in load_pipeline("nightly").steps if s.kind == "spark"}]
+    assert logs.count("shared JVM") >= len(spark_steps) and "no warm JVM there" not in logs
 
 def test_lake_writing_tasks_never_overlap_although_the_runs_do(nightly):
     from churn.core.pipeline import load_pipeline
@@ -179,7 +181,7 @@ def test_lake_writing_tasks_never_overlap_although_the_runs_do(nightly):
     writers = {s.name for s in load_pipeline("nightly").steps if s.writes_lake}
     spans = sorted((dt.datetime.fromisoformat(t[5]), dt.datetime.fromisoformat(t[6]), t[1], t[2])
                    for t in tasks if t[2] in writers)
-    assert len(spans) == 3 * len(writers) and {t[4] for t in tasks if t[2] in writers} == {"churn_lake_writers"}
+    assert len(spans) == 2 * len(writers) and {t[4] for t in tasks if t[2] in writers} == {"churn_lake_writers"}
     for before, after in zip(spans, spans[1:]):
         assert before[1] <= after[0], f"{before[2:]} and {after[2:]} wrote the lake at the same time"
     # the runs themselves overlapped: the backfill was running while the scheduled night ran
@@ -225,15 +227,15 @@ def test_postgres_holds_one_row_per_active_customer_per_date_equal_to_delta(nigh
         assert latest == (len(delta), len(delta), dates[-1], dates[-1])
 
 
-def test_scoring_runs_records_all_six_runs(nightly):
+def test_scoring_runs_records_all_four_runs(nightly):
     _, pg_url, dates, *_ = nightly
     with psycopg.connect(pg_url) as conn:
         runs = conn.execute("SELECT score_date, status, rows_expected, rows_published FROM churn.scoring_runs "
                             "ORDER BY started_at").fetchall()
         published = dict(conn.execute("SELECT score_date, count(*) FROM churn.customer_scores GROUP BY 1").fetchall())
     runs = [r for r in runs if r[1] != "failed"]  # the fixture's failed publish: tested below
-    assert [r[0] for r in runs[:3]] == dates[:3]  # in process, in order; then Airflow's three in any order
-    assert sorted(r[0] for r in runs[3:]) == dates[1:] and {r[1] for r in runs} == {"succeeded"}
+    assert [r[0] for r in runs[:2]] == dates[:2]  # in process, in order; then Airflow's two in any order
+    assert sorted(r[0] for r in runs[2:]) == dates[1:] and {r[1] for r in runs} == {"succeeded"}
     for d, _, expected, n in runs:
         assert expected == n == published[d]
 
