@@ -117,18 +117,21 @@ def test_the_dags_parse_in_the_kubernetes_profile_and_their_pods_match_the_kuber
 
 @pytest.fixture(scope="module")
 def spark_steps(cluster):
-    """Every scenario of a Spark step, run in one Airflow process (one interpreter start, one parse)."""
+    """Every scenario of a Spark step, run in one Airflow process (one interpreter start, one parse).
+    The provider checks a submitted application that is not running yet every 10 s (a fixed sleep in
+    its CustomObjectLauncher): "ok" goes through that wait once, the failure scenarios start their
+    driver at once."""
     return run_cases(
         cluster,
         {"name": "ok", "standin": {"start_after": 1, "run_for": 2}},
         # the driver pod is deleted mid-run; the application still says COMPLETED (apache/airflow#41212)
-        {"name": "driver_deleted", "standin": {"start_after": 1, "run_for": 30, "delete_driver_after": 2}},
+        {"name": "driver_deleted", "standin": {"start_after": 0, "run_for": 30, "delete_driver_after": 2}},
         # the spark-operator never starts the driver: the start times out
         {"name": "never_starts", "standin": {"start_after": None}},
         # the driver fails
-        {"name": "driver_fails", "standin": {"start_after": 1, "run_for": 1, "exit_code": 1}},
+        {"name": "driver_fails", "standin": {"start_after": 0, "run_for": 1, "exit_code": 1}},
         # the task is killed (here by its execution timeout; clearing it sends SIGTERM, same on_kill)
-        {"name": "killed", "standin": {"start_after": 1, "run_for": 120}, "timeout": 10},
+        {"name": "killed", "standin": {"start_after": 0, "run_for": 120}, "timeout": 5},
         extra_env={"CHURN_K8S_START_TIMEOUT": "3"},
     )
 
