@@ -24,12 +24,18 @@ log = logging.getLogger(__name__)
 def spark_conf(settings: Settings, app_name: str = "churn") -> dict[str, str]:
     jars = jar_paths(settings)
     pg_jar = next(j for j in jars if Path(j).name.startswith("postgresql-"))
+    local = settings.spark_master.startswith("local")
     conf = {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(jars),
+        # On a cluster, spark.jars ships the jars to the executors. In local mode the executor is the
+        # driver's JVM, and spark.jars would make every new SparkContext copy all of them (about
+        # 670 MB: Delta, hadoop-aws, the AWS SDK) into a temp folder it never removes if killed: a
+        # step attached to the warm JVM paid that copy each time, and killed steps filled /tmp. On
+        # the JVM's class path from its start instead.
+        **({} if local else {"spark.jars": ",".join(jars)}),
         # the JDBC driver must also be on the driver's class path for DriverManager to see it
-        "spark.driver.extraClassPath": pg_jar,
+        "spark.driver.extraClassPath": ":".join(jars) if local else pg_jar,
         "spark.executor.extraClassPath": pg_jar,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -1,20 +1,29 @@
 """The one SparkSession the platform builds: Delta, the cached jars, and the PostgreSQL JDBC driver."""
 
+from pathlib import Path
+
 import pytest
 
 from churn.core.errors import SetupError
 from spark_jobs.jars import jar_paths
+from spark_jobs.session import spark_conf
 from churn.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
 
-def test_jars_come_from_the_cache_not_a_download(spark):
+def test_jars_come_from_the_cache_not_a_download(spark, make_settings, tmp_path):
     conf = spark.sparkContext.getConf()
     assert "spark.jars.packages" not in dict(conf.getAll())
-    jars = conf.get("spark.jars")
+    # local mode: on the JVM's class path from its start, never copied per SparkContext
+    assert conf.get("spark.jars", None) is None
+    jars = conf.get("spark.driver.extraClassPath")
     for name in ("delta-spark_", "hadoop-aws-", "postgresql-"):
         assert name in jars
+    assert not list(Path(spark.sparkContext._jvm.org.apache.spark.SparkFiles.getRootDirectory()).glob("*.jar"))
+    # on a cluster the executors get them shipped
+    cluster = spark_conf(make_settings(tmp_path, spark_master="spark://master:7077"))
+    assert all(name in cluster["spark.jars"] for name in ("delta-spark_", "hadoop-aws-", "postgresql-"))
 
 
 def test_missing_jar_cache_says_how_to_fix(tmp_path):
