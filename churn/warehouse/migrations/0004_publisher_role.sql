@@ -10,7 +10,7 @@
 --   * may add rows to churn.scoring_runs and churn.features and update them (no DELETE, no DDL);
 --   * cannot touch churn.schema_migrations, the views, the other roles or their grants.
 -- Grant it to the login role the publish step connects with: GRANT churn_publisher TO <login>.
--- Migrations keep running as the database owner (a member of churn_publisher: superusers are).
+-- Migrations keep running as the database owner, made a member of churn_publisher below.
 
 DO $$
 BEGIN
@@ -20,6 +20,10 @@ BEGIN
 END
 $$;
 COMMENT ON ROLE churn_publisher IS 'The nightly publish: owns churn.customer_scores and churn.online_features (it swaps their day partitions); appends to churn.scoring_runs and churn.features.';
+
+-- handing tables to a role takes membership in it (a superuser has it; a database owner with
+-- CREATEROLE that runs the migrations grants it to itself here)
+GRANT churn_publisher TO CURRENT_USER;
 
 -- its loads: tables of its own in churn_staging; SET SCHEMA of a loaded day into churn needs CREATE there
 GRANT USAGE, CREATE ON SCHEMA churn_staging TO churn_publisher;

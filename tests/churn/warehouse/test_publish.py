@@ -377,3 +377,26 @@ def test_lock_waits_are_short_and_retried_and_a_blocked_prune_is_not_a_failed_ni
     write(s, scores(D3, range(100)), D3)
     publish(s, D3)
     assert nights() == [D3]  # ... and pruned by the next publish
+
+
+def test_a_database_owner_that_is_not_a_superuser_migrates_and_publishes(make_settings, tmp_path, pg_url):
+    """Migrations as the database owner of a cluster (CREATEROLE, no superuser), then a publish as
+    churn_publisher with that same login: what a managed PostgreSQL gives the platform."""
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS owner_olga")
+        conn.execute("CREATE ROLE owner_olga LOGIN CREATEROLE")
+        conn.execute(f"ALTER DATABASE {name} OWNER TO owner_olga")
+    olga = make_settings(tmp_path, pg_url=pg_url.replace("postgres@", "owner_olga@"))
+    try:
+        assert len(db.upgrade(olga)) == len(db.migrations())
+        write(olga, scores(D1, range(5)), D1)
+        assert publish(olga, D1)["rows"] == 5
+        assert query(olga, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'churn.customer_scores'::regclass") \
+            == [("churn_publisher",)]
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} OWNER TO postgres")
+            conn.execute("REASSIGN OWNED BY owner_olga TO postgres")
+            conn.execute("DROP OWNED BY owner_olga")
+            conn.execute("DROP ROLE owner_olga")
