@@ -51,11 +51,11 @@ def spark_conf(settings: Settings, app_name: str = "churn") -> dict[str, str]:
         # about 8 s per commit on 2 cores. Measured: 12 s -> 3 s per replaceWhere.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.codegen.wholeStage": str(settings.spark_codegen).lower(),
         # Spark's switch for expression code generation (CODEGEN_ONLY/FALLBACK/NO_CODEGEN), the one its
         # own test suites flip; FALLBACK is Spark's default
         "spark.sql.codegen.factoryMode": "FALLBACK" if settings.spark_codegen else "NO_CODEGEN",
-        "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.driver.extraJavaOptions": "-Dderby.system.home=" + str(Path(settings.home) / "derby"),
         "spark.sql.warehouse.dir": str(Path(settings.home) / "spark-warehouse"),
     }
@@ -197,14 +197,15 @@ def _wait_while_warming(path: Path, limit_s: float = 180.0) -> None:
     ingest of 63 s, against 15 s attached)."""
     import time
 
-    deadline = time.monotonic() + limit_s
+    deadline, told = time.monotonic() + limit_s, False
     while not path.exists() and time.monotonic() < deadline:
         try:
             os.kill(int(_starting(path).read_text()), 0)
         except (OSError, ValueError):
             return  # nothing warming (or it died): the caller decides
-        if deadline - time.monotonic() >= limit_s - 0.5:
+        if not told:
             log.info("waiting for the shared JVM %s to finish warming up", path)
+            told = True
         time.sleep(0.5)
 
 
