@@ -63,7 +63,16 @@ def run_pipeline(settings: Settings, start: dt.date, end: dt.date | None = None,
             if held is not None and step.writes_lake:
                 held.check()
             module = importlib.import_module(step.module)
-            results[step.name] = module.run_step(StepRun(settings, start, end, every, step.name, force, spark_factory))
+            ok = False
+            try:
+                results[step.name] = module.run_step(StepRun(settings, start, end, every, step.name, force, spark_factory))
+                ok = True
+            finally:
+                if settings.pushgateway_url:  # as each step command does (churn/core/metrics.py)
+                    from churn.core import metrics
+
+                    metrics.push_step(settings, p.name, step, end if step.dated else None, time.time() - t0,
+                                      results.get(step.name), ok)
             log.info("[%d/%d] %s done in %.1fs", i, len(chosen), step.name, time.time() - t0)
     return results
 

@@ -1,7 +1,8 @@
 """churn_nightly: every night, score the whole customer base and publish it for CRM teams.
 
 The steps are the ``nightly`` pipeline declared in ``churn/core/pipelines.yaml`` (db_upgrade ->
-wait_for_drops -> ingest -> validate -> silver -> features -> labels -> score -> publish), each a
+wait_for_drops -> ingest -> validate -> silver -> features -> labels -> score -> publish -> monitor,
+whose retrain request, if any, becomes an event of the Asset churn_retrain_request), each a
 platform command keyed on the run's logical date (``{{ ds }}``) and idempotent for it, so a rerun
 or a backfill (``airflow backfill create --dag-id churn_nightly --from-date 2026-01-01 --to-date
 2026-02-01 --max-active-runs 1``: the nights of January) replaces exactly its own date. One writer at a time: Delta on S3

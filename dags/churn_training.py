@@ -1,6 +1,6 @@
-"""churn_training: weekly (and on demand), train a challenger and let the gate decide.
+"""churn_training: weekly, on a retrain request, or by hand: train a challenger and let the gate decide.
 
-Builds the training window from the run's logical date (the 180 days up to it; training uses the
+Builds the training window from the run's date (the 180 days up to it; training uses the
 snapshots in it whose labels exist), hands the run to the Kubeflow training pipeline (local
 profile: the same pipeline with kfp's local runner; kubernetes profile: ``churn pipeline submit`` to
 the KFP endpoint in ``CHURN_KFP_HOST``), then reports which version is champion and
@@ -14,18 +14,27 @@ import os
 import sys
 
 import pendulum
-from airflow.sdk import DAG, chain
+from airflow.sdk import DAG, Asset, chain
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # Airflow 3 does not put the dags folder on sys.path
 from churn_dags import DEFAULT_ARGS, PROFILE, step  # noqa: E402
 
-WINDOW = "--start {{ macros.ds_add(ds, -180) }} --end {{ ds }}"
+# The 180 days up to the run's date. A run the retrain request's Asset triggers has no logical date
+# (Airflow 3): its date is when it was due to run (dag_run.run_after), as a weekly run's is.
+DAY = "(dag_run.logical_date or dag_run.run_after) | ds"
+WINDOW = f"--start {{{{ macros.ds_add({DAY}, -180) }}}} --end {{{{ {DAY} }}}}"
 # in a cluster the run goes to Kubeflow Pipelines; on one machine kfp's local runner runs it
 HANDOFF = "submit" if PROFILE == "kubernetes" else "run-local"
 
 with DAG(
     dag_id="churn_training",
     description="Train, evaluate, register and gate a churn model through the Kubeflow pipeline",
-    schedule="0 4 * * 0",  # Sundays 04:00 UTC; trigger it by hand for an off-cycle retrain
+    # Sundays 04:00 UTC, and whenever the nightly's monitor requests a retrain (an event of the Asset
+    # churn_retrain_request: drift or realized performance; the platform applies the cooldown before
+    # it emits one). Trigger it by hand for any other off-cycle retrain.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC"),
+                                 assets=[Asset(name="churn_retrain_request")]),
     start_date=pendulum.datetime(2026, 1, 4, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -133,8 +133,9 @@ class Registry:
         return self.client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
 
     def log_training(self, name: str, model: ChurnModel, params: dict, metrics: dict, tags: dict, lineage: list[dict],
-                     artifacts_dir: Path, input_example: pd.DataFrame) -> Registered:
-        """One run: parameters, metrics, inputs (Delta paths + versions), plots and report; the model is
+                     artifacts_dir: Path, input_example: pd.DataFrame, reference: pd.DataFrame | None = None) -> Registered:
+        """One run: parameters, metrics, inputs (Delta paths + versions), plots and report, and the drift
+        reference (a sample of the training rows with the model's scores, ml/monitor.py); the model is
         logged and registered as a new version of ``name``. Returns the run and the version."""
         from mlflow.data.delta_dataset_source import DeltaDatasetSource
         from mlflow.data.meta_dataset import MetaDataset
@@ -154,6 +155,13 @@ class Registry:
                 mlflow.set_tag(f"data.{item['table']}", f"{item['uri']}@{item['version']}")
             mlflow.log_dict({"inputs": lineage}, "lineage.json")
             mlflow.log_artifacts(str(artifacts_dir), "evaluation")
+            if reference is not None:
+                from ml.monitor import REFERENCE_ARTIFACT
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+                    reference.to_parquet(path, index=False)
+                    mlflow.log_artifact(str(path), str(Path(REFERENCE_ARTIFACT).parent))
             with tempfile.TemporaryDirectory() as tmp:
                 saved = model.save(Path(tmp) / "churn_model")
                 info = mlflow.pyfunc.log_model(
@@ -224,7 +232,7 @@ class Registry:
         return LakeLock(self.settings, what, wait=120, name=f"registry-{name}")
 
     def set_champion(self, name: str, version: str, event: str, reason: str, decision: dict | None = None,
-                     training_run: str | None = None, expected_previous=_ANY) -> dict:
+                     training_run: str | None = None, expected_previous=_ANY, trigger: str = "") -> dict:
         """Move ``champion`` to ``version`` and record the move (who, when, from which version, why).
 
         Under the promotion lock: the champion it replaces is read again and must be
@@ -242,14 +250,17 @@ class Registry:
             self.client.set_registered_model_alias(name, CHAMPION, version)
             if self.alias_version(name, CHALLENGER) == version:
                 self.client.delete_registered_model_alias(name, CHALLENGER)
-            return self.record(name, event, version, previous, reason, decision, training_run)
+            return self.record(name, event, version, previous, reason, decision, training_run, trigger=trigger)
 
     def record(self, name: str, event: str, version: str, previous: str | None, reason: str,
-               decision: dict | None = None, training_run: str | None = None) -> dict:
+               decision: dict | None = None, training_run: str | None = None, night: str = "",
+               trigger: str = "") -> dict:
+        """One event of the model's history: a champion move, a gate's refusal, a retrain request
+        (``night``: the monitored night that asked); ``trigger``: the request a training answered."""
         champion_after = self.alias_version(name, CHAMPION)
         entry = {"event": event, "model": name, "version": version, "previous_champion": previous or "",
-                 "champion_after": champion_after or "", "reason": reason, "actor": _actor(),
-                 "training_run": training_run or ""}
+                 "champion_after": champion_after or "", "reason": reason[:4900], "actor": _actor(),
+                 "training_run": training_run or "", "night": night, "trigger": trigger[:4900]}
         exp = self.experiment_id(f"{name}-promotions")
         with self.mlflow.start_run(experiment_id=exp, run_name=f"{event} v{version}"):
             self.mlflow.set_tags(entry)
@@ -261,10 +272,11 @@ class Registry:
         exp = self.client.get_experiment_by_name(f"{name}-promotions")
         if exp is None:
             return pd.DataFrame(columns=["time", "event", "version", "champion_after", "previous_champion", "reason",
-                                         "actor", "champion_until"])
+                                         "actor", "training_run", "night", "trigger", "champion_until"])
         runs = self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"], max_results=10_000)
         rows = [{"time": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC"), **{k: r.data.tags.get(k, "") for k in (
-            "event", "version", "champion_after", "previous_champion", "reason", "actor", "training_run")}} for r in runs]
+            "event", "version", "champion_after", "previous_champion", "reason", "actor", "training_run", "night",
+            "trigger")}} for r in runs]
         df = pd.DataFrame(rows).sort_values("time", kind="mergesort").reset_index(drop=True)
         # the champion after each event held the alias until the next event that changed it
         until = []

@@ -91,8 +91,13 @@ def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev
     # the champion first: a registry that cannot answer (5xx, timeout) stops the run before anything
     # is registered or any alias moves; "no champion" only when MLflow says there is none
     champion_version = registry.alias_version(ts.name, CHAMPION)
+    from ml.monitor import reference_sample
+
+    fit_rows = pd.concat([ts.part("train"), ts.part("valid")])
     reg = registry.log_training(ts.name, model, params, ev.metrics, tags, ts.lineage, Path(out_dir),
-                                test[model.feature_names].head(5))
+                                test[model.feature_names].head(5),
+                                reference=reference_sample(fit_rows, model, settings.drift_sample_rows))
+    trigger = pending_request(registry.history(ts.name))
     champion_metrics, champion_error = None, None
     if champion_version and champion_version != reg.version:
         try:
@@ -110,13 +115,28 @@ def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev
     Path(out_dir, "promotion_decision.json").write_text(json.dumps(decision.as_dict(), indent=1, default=str))
     if decision.promote:
         registry.set_champion(ts.name, reg.version, "gate", decision.summary(), decision.as_dict(), reg.run_id,
-                              expected_previous=champion_version)
+                              expected_previous=champion_version, trigger=trigger)
     else:
-        registry.record(ts.name, "gate", reg.version, champion_version, decision.summary(), decision.as_dict(), reg.run_id)
+        registry.record(ts.name, "gate", reg.version, champion_version, decision.summary(), decision.as_dict(), reg.run_id,
+                        trigger=trigger)
     log.info("gate: %s", decision.summary())
     return {"model": ts.name, "version": reg.version, "run_id": reg.run_id, "decision": decision.outcome,
             "reasons": decision.reasons, "champion": registry.alias_version(ts.name, CHAMPION),
             "mlflow_seconds": round(reg.seconds, 2)}
+
+
+def pending_request(history: pd.DataFrame) -> str:
+    """The retrain request (night and reason) no gate has answered yet: the newest one recorded after
+    the last gate decision, or "" (a scheduled training)."""
+    if history is None or not len(history):
+        return ""
+    gates = history.index[history["event"] == "gate"]
+    after = history.iloc[gates[-1] + 1:] if len(gates) else history
+    requests = after[after["event"] == "retrain_request"]
+    if not len(requests):
+        return ""
+    last = requests.iloc[-1]
+    return f"night {last['night']}: {last['reason']}"
 
 
 def output_dir(settings: Settings, name: str) -> Path:

@@ -83,14 +83,19 @@ def check_signature(features: DataFrame, payload: dict, uri: str) -> None:
                          f"signature in {uri}: {', '.join(wrong)}")
 
 
-def deciles(scored: DataFrame, rel_error: float = 1e-4) -> DataFrame:
+def deciles(scored: DataFrame, rel_error: float = 1e-4, qs: list[float] | None = None) -> DataFrame:
     """Risk decile from approximate quantiles of the day's probabilities (no global sort, no collect)."""
-    qs = scored.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], rel_error)
+    qs = qs if qs is not None else decile_bounds(scored, rel_error)
     # decile 1 = the riskiest: above the 90th percentile
     expr = F.lit(10)
     for i, q in enumerate(qs, start=1):  # q = i-th decile boundary (10 %, 20 %, ...)
         expr = F.when(F.col("churn_probability") > F.lit(q), F.lit(10 - i)).otherwise(expr)
     return scored.withColumn("risk_decile", expr.cast("int"))
+
+
+def decile_bounds(scored: DataFrame, rel_error: float = 1e-4) -> list[float]:
+    """The 10 %, 20 %, ... 90 % quantiles of the day's probabilities."""
+    return scored.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], rel_error)
 
 
 def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
@@ -114,7 +119,9 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
     scored = day.select(*cols).mapInPandas(score_batches, SCORE_SCHEMA).persist()
     try:
         n = scored.count()
-        out = (deciles(scored)
+        qs = decile_bounds(scored)
+        bands = {r["risk_band"]: r["n"] for r in scored.groupBy("risk_band").agg(F.count("*").alias("n")).collect()}
+        out = (deciles(scored, qs=qs)
                .withColumn("model_name", F.lit(payload["name"]))
                .withColumn("model_version", F.lit(payload["version"]))
                .withColumn("model_run_id", F.lit(payload["run_id"]))
@@ -126,7 +133,9 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
         scored.unpersist()
         bc.unpersist()
     log.info("gold/customer_scores %s: %d customers scored with %s version %s", d, n, payload["name"], payload["version"])
-    return {"date": str(d), "rows": n, "model": payload["name"], "version": payload["version"], "run_id": payload["run_id"]}
+    return {"date": str(d), "rows": n, "model": payload["name"], "version": payload["version"], "run_id": payload["run_id"],
+            "risk_bands": {b: bands.get(b, 0) for b in ("low", "medium", "high")},
+            "score_quantiles": {f"0.{i}": round(q, 6) for i, q in enumerate(qs, start=1)}}
 
 
 def run_step(job: StepRun):

@@ -104,8 +104,13 @@ def generate_base(out_home: Path, customers: int, start: dt.date, days: int, see
 # and serving tests train and score on the same tables. Corrupting true rows instead would lose
 # learnable signal: the model's share of the oracle AUC then moved between 0.963 and 0.970 with
 # the defect rate (0.977 on a clean base, asserted >= 0.97); with added copies it is 0.974.
+# The generator's drift knob is on: a price rise (+10 % on every active customer's monthly charges,
+# and a churn hazard shock) on day 64, after the last labelled snapshot the champion trains on and
+# after the weekly snapshot of day 63, so the snapshot of day 69 is the one drifted night
+# (tests/ml/test_monitor.py); the generator's days before it are unchanged by the knob.
 ML_D0 = dt.date(2026, 1, 1)
 ML_DAYS = 70
+ML_DRIFT_DATE = ML_D0 + dt.timedelta(days=64)
 ML_HORIZON = 14
 ML_CUSTOMERS = 10000
 LAKE_PHASE_A_END = ML_D0 + dt.timedelta(days=34)
@@ -128,7 +133,8 @@ def lakehouse(spark, make_settings, tmp_path_factory) -> SharedLake:
 
     home = tmp_path_factory.mktemp("lakehouse")
     manifest = generate_base(home, ML_CUSTOMERS, ML_D0, ML_DAYS, seed=5, horizon=ML_HORIZON, defects=DEFECT_KINDS,
-                             defect_rate=LAKE_DEFECT_RATE, defect_mode="add")
+                             defect_rate=LAKE_DEFECT_RATE, defect_mode="add", drift="price_rise",
+                             drift_date=ML_DRIFT_DATE)
     settings = make_settings(home, label_horizon_days=ML_HORIZON)
     build_lakehouse(settings, ML_D0, LAKE_PHASE_A_END, spark=spark, every=7)
     snap = ML_D0 + dt.timedelta(days=14)

@@ -66,6 +66,8 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_models(args) -> int:
+    if args.action == "performance":
+        return _performance(args)
     from ml.registry import CHALLENGER, CHAMPION, Registry
 
     s = settings_of(args)
@@ -77,11 +79,64 @@ def cmd_models(args) -> int:
     if hist.empty:
         print("no champion changes recorded yet")
         return 0
-    print(f"{'time (UTC)':20} {'event':9} {'version':>7} {'champion':>8} {'until':20} reason")
+    print(f"{'time (UTC)':20} {'event':15} {'version':>7} {'champion':>8} {'until':20} reason")
     for _, r in hist.iterrows():
         until = "-" if pd_isna(r["champion_until"]) else f"{r['champion_until']:%Y-%m-%d %H:%M:%S}"
-        print(f"{r['time']:%Y-%m-%d %H:%M:%S}  {r['event']:9} {r['version']:>7} {r['champion_after'] or '-':>8} "
-              f"{until:20} {r['reason']}")
+        what = f"night {r['night']}: {r['reason']}" if r["event"] == "retrain_request" else r["reason"]
+        print(f"{r['time']:%Y-%m-%d %H:%M:%S}  {r['event']:15} {r['version']:>7} {r['champion_after'] or '-':>8} "
+              f"{until:20} {what}")
+        if r.get("trigger"):
+            print(f"{'':22}{'':15} answering the retrain request of {r['trigger']}")
+    return 0
+
+
+def _performance(args) -> int:
+    """``churn models performance``: realized performance per score date and version, and its plot."""
+    import io
+
+    import pandas as pd
+
+    from churn.core.pg import connect
+    from churn.core.reports import write_report
+
+    s = settings_of(args)
+    with connect(s) as conn:
+        rows = conn.execute("""SELECT score_date, model_name, model_version, rows, positives, roc_auc, pr_auc,
+                                      lift_top_10, capture_top_10, calibration_error, evaluated_on
+                               FROM churn.model_performance ORDER BY score_date, model_version""").fetchall()
+    cols = ["score_date", "model", "version", "rows", "positives", "roc_auc", "pr_auc", "lift_top_10", "capture_top_10",
+            "calibration_error", "evaluated_on"]
+    df = pd.DataFrame(rows, columns=cols)
+    if df.empty:
+        print("no realized performance yet: a scored night is evaluated once its label horizon has closed "
+              f"({s.label_horizon_days} days, CHURN_LABEL_HORIZON_DAYS)")
+        return 0
+    print(f"{'score date':10} {'model':>10} {'rows':>9} {'churned':>8} {'ROC-AUC':>8} {'PR-AUC':>7} {'lift@10%':>8} "
+          f"{'capture':>8} {'ECE':>6}")
+    for r in df.itertuples():
+        print(f"{r.score_date} {r.model + ' v' + r.version:>10} {r.rows:>9,} {r.positives:>8,} {r.roc_auc:>8.3f} "
+              f"{r.pr_auc:>7.3f} {r.lift_top_10:>8.2f} {r.capture_top_10:>8.1%} {r.calibration_error:>6.3f}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (auc, ece) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for (model, version), part in df.groupby(["model", "version"]):
+        auc.plot(part["score_date"], part["roc_auc"], marker="o", label=f"{model} v{version}")
+        ece.plot(part["score_date"], part["calibration_error"], marker="o", label=f"{model} v{version}")
+    auc.axhline(s.realized_min_roc_auc, color="red", linestyle="--", linewidth=1, label="retrain floor")
+    auc.set_ylabel("realized ROC-AUC")
+    ece.axhline(s.gate_max_calibration_error, color="red", linestyle="--", linewidth=1, label="gate's ECE ceiling")
+    ece.set_ylabel("calibration error (ECE)")
+    ece.set_xlabel("score date")
+    auc.legend(loc="lower left")
+    auc.set_title(f"Realized performance: scores against what happened within {s.label_horizon_days} days")
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    print(f"plot: {write_report(s, 'performance/model_performance.png', buf.getvalue())}")
     return 0
 
 
@@ -109,8 +164,10 @@ def register(sub, common) -> None:
     rb = add_command(sub, "rollback", cmd_rollback, "give the champion alias back to the previous champion",
                      "churn rollback --reason 'calibration drifted'", common)
     rb.add_argument("--reason", default="", help="why, recorded in the champion history")
-    mo = add_command(sub, "models", cmd_models, "the registered model's aliases and champion history",
+    mo = add_command(sub, "models", cmd_models, "the registered model's champion history, or its realized performance",
                      "churn models history", common)
-    mo.add_argument("action", choices=["history"], help="history: which version was champion when, and why")
+    mo.add_argument("action", choices=["history", "performance"],
+                    help="history: which version was champion when, and why (and the retrain requests); "
+                         "performance: realized ROC-AUC and calibration per score date, with a PNG")
     for sp in (pr, rb, mo):
         sp.add_argument("--model", help="registered model name (default: CHURN_MODEL_NAME)")

@@ -52,3 +52,24 @@ def connect(settings: Settings, autocommit: bool = False):
         return psycopg.connect(url, autocommit=autocommit, **CONNECT_ARGS)
     except psycopg.OperationalError as exc:
         raise InputError(f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}") from None
+
+
+def as_publisher(conn, settings: Settings) -> None:
+    """Work as ``settings.pg_publish_role`` on ``conn`` from here on: the role that owns what a publish
+    swaps and writes the monitoring rows, and nothing else (migrations 0004, 0005), whatever else the
+    login role may do."""
+    import psycopg
+    from psycopg import sql
+
+    role = settings.pg_publish_role
+    if role.lower() == "none":  # as in SET ROLE NONE: the login role's own rights
+        return
+    try:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    except psycopg.errors.InvalidParameterValue:
+        raise InputError(f"PostgreSQL has no role {role!r} (CHURN_PG_PUBLISH_ROLE): apply the migrations first "
+                         "(`churn db upgrade`, the nightly's db_upgrade step)") from None
+    except psycopg.errors.InsufficientPrivilege:
+        (login,) = conn.execute("SELECT session_user").fetchone()
+        raise InputError(f"the login role {login!r} of CHURN_PG_URL may not publish: it is not a member of {role!r} "
+                         f"(CHURN_PG_PUBLISH_ROLE); GRANT {role} TO {login}") from None

@@ -27,7 +27,7 @@ from churn.core.errors import ChurnError, ConfigError, InputError
 PIPELINES_FILE = Path(__file__).with_name("pipelines.yaml")
 KINDS = ("spark", "process", "sensor")
 _STEP_FIELDS = {"name", "module", "args", "kind", "dated", "ranges", "every", "timeout_minutes", "reads", "writes",
-                "outlets", "doc"}
+                "outlets", "signals", "doc"}
 log = logging.getLogger("churn.pipeline")
 
 
@@ -45,6 +45,7 @@ class Step:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     outlets: tuple[dict, ...] = ()
+    signals: tuple[dict, ...] = ()
 
     @property
     def writes_lake(self) -> bool:
@@ -104,7 +105,22 @@ def _step(raw: Any, where: str) -> Step:
                 args=tuple(raw.get("args") or ()), dated=bool(raw.get("dated", True)),
                 ranges=bool(raw.get("ranges", False)), every=bool(raw.get("every", False)),
                 timeout_minutes=int(raw.get("timeout_minutes", 120)), reads=tuple(raw.get("reads") or ()),
-                writes=tuple(raw.get("writes") or ()), outlets=tuple(raw.get("outlets") or ()))
+                writes=tuple(raw.get("writes") or ()), outlets=tuple(raw.get("outlets") or ()),
+                signals=tuple(_signal(x, f"{where}.signals") for x in raw.get("signals") or ()))
+
+
+def _signal(raw: Any, where: str) -> dict:
+    if not isinstance(raw, dict) or set(raw) != {"name", "when"} or not all(isinstance(v, str) and v for v in raw.values()):
+        raise ConfigError(f"{where}: expected {{name: <asset>, when: <dotted key of the step's result>}}, got {raw!r}")
+    return dict(raw)
+
+
+def signalled(result: Any, when: str) -> bool:
+    """Whether a step's result asks for a signal: the value at the dotted key ``when`` is true."""
+    value = result
+    for key in when.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return bool(value)
 
 
 @lru_cache(maxsize=None)
@@ -213,6 +229,8 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     logs.setup(args.verbose)
+    settings, result, ok, t0 = None, None, False, time.time()
+    start = end = None
     try:
         if step.dated:
             start, end = dates_from_args(args)
@@ -231,12 +249,34 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
                 result = run_step(run)
         else:
             result = run_step(run)
+        ok = True
         what = "" if not step.dated else f" {start}" if start == end else f" {start}..{end}"
         log.info("%s%s done in %.1fs: %s", name, what, time.time() - t0, result)
+        if step.signals:  # the DAG relays the result's signals as Asset events (dags/churn_dags)
+            _emit_result(result)
         return 0
     except ChurnError as exc:
         from churn.core.settings import redact_text
 
         log.error("%s failed: %s", name, exc)
-        print(f"error: {redact_text(str(exc), locals().get('settings'))}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc), settings)}", file=sys.stderr)
         return exc.exit_code
+    finally:
+        if settings is not None and settings.pushgateway_url:  # success or failure, as metrics (churn/core/metrics.py)
+            from churn.core import metrics
+
+            metrics.push_step(settings, pipeline, step, end if step.dated else None, time.time() - t0, result, ok)
+
+
+def _emit_result(result: Any) -> None:
+    """The result as one JSON line, last on stdout (Airflow's BashOperator pushes it as the task's
+    XCom), and into ``CHURN_RESULT_FILE`` when set (a pod's /airflow/xcom/return.json)."""
+    import json
+    import os
+
+    text = json.dumps(result, default=str, separators=(",", ":"))
+    if os.environ.get("CHURN_RESULT_FILE"):
+        path = Path(os.environ["CHURN_RESULT_FILE"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(text, flush=True)

@@ -142,6 +142,22 @@ class Settings:
     #: is stale (its holder died) and the next writer takes it over.
     lake_lock_heartbeat_seconds: float = 10.0
     lake_lock_stale_seconds: float = 120.0
+    #: Drift (ml/monitor.py): rows of a night's features compared with the champion's reference (a
+    #: seeded sample; the reference, stored with the model at training, has at most as many rows).
+    #: benchmarks/drift.py measures how often the sample's verdicts agree with all rows'.
+    drift_sample_rows: int = 20_000
+    #: A night whose drifted features carry at least this share of the model's importance (total
+    #: gain) requests a retrain. On the test lakehouse (tests/ml/test_monitor.py): 3.5 % on a quiet
+    #: night (only 90-day windows still filling up drift), 20.7 % five days after a 10 % price rise.
+    drift_retrain_share: float = 0.10
+    #: A scored night whose label horizon has closed with a realized ROC-AUC under this floor
+    #: requests a retrain.
+    realized_min_roc_auc: float = 0.70
+    #: At most one retrain request per this many days (drift or performance alike).
+    retrain_cooldown_days: int = 7
+    #: Prometheus Pushgateway every batch step pushes its metrics to (e.g. http://pushgateway:9091);
+    #: empty: no metrics pushed.
+    pushgateway_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # ---- derived locations -------------------------------------------------------------
@@ -163,6 +179,9 @@ class Settings:
         """Where new experiments keep artifacts (None: let the tracking server decide)."""
         if self.mlflow_artifacts_uri:
             return self.mlflow_artifacts_uri
+        if self.mlflow_uri.startswith("sqlite:///"):  # a store file of its own: artifacts beside it, as the
+            # embedded layout keeps them (MLflow's default would be ./mlruns under whatever folder runs it)
+            return (Path(self.mlflow_uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
         return None if self.mlflow_uri else (Path(self.home) / "mlflow" / "artifacts").as_uri()
 
     def s3_storage_options(self) -> dict[str, str]:
@@ -229,7 +248,8 @@ def redact_url(url: str) -> str:
 
 
 #: Settings that hold a URI or a DSN (credentials may ride in them) and settings that are secrets.
-URI_SETTINGS = ("pg_url", "mlflow_uri", "mlflow_artifacts_uri", "kfp_host", "s3_endpoint", "lake_uri", "raw_uri")
+URI_SETTINGS = ("pg_url", "mlflow_uri", "mlflow_artifacts_uri", "kfp_host", "s3_endpoint", "lake_uri", "raw_uri",
+                "reports_dir", "pushgateway_url")
 SECRET_SETTINGS = ("s3_secret_key",)
 
 
@@ -362,7 +382,17 @@ def _validate(s: Settings) -> None:
         bands = []
     if len(bands) != 2 or not 0 < bands[0] < bands[1] < 1:
         raise ConfigError(f"risk_bands={s.risk_bands!r}: expected two increasing probabilities, e.g. 0.10,0.30")
-    for name in ("lake_uri", "raw_uri"):
+    if s.drift_sample_rows < 1000:
+        raise ConfigError(f"drift_sample_rows must be at least 1000, got {s.drift_sample_rows}")
+    if not 0 < s.drift_retrain_share <= 1:
+        raise ConfigError(f"drift_retrain_share must be in (0, 1], got {s.drift_retrain_share}")
+    if not 0.5 <= s.realized_min_roc_auc <= 1:
+        raise ConfigError(f"realized_min_roc_auc must be between 0.5 and 1, got {s.realized_min_roc_auc}")
+    if s.retrain_cooldown_days < 0:
+        raise ConfigError(f"retrain_cooldown_days must be >= 0, got {s.retrain_cooldown_days}")
+    if s.pushgateway_url and not s.pushgateway_url.startswith(("http://", "https://")):
+        raise ConfigError(f"pushgateway_url={s.pushgateway_url!r}: expected an http:// or https:// URL")
+    for name in ("lake_uri", "raw_uri", "reports_dir"):
         uri = getattr(s, name)
         if "://" in uri and not uri.startswith(("s3a://", "s3://", "file://")):
             raise ConfigError(f"{name}={uri!r}: expected a local path, file://, s3a:// or s3:// URI")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from churn.core.errors import ChurnError, InputError
 from churn.core.lake import delta_table
-from churn.core.pg import connect
+from churn.core.pg import as_publisher, connect  # noqa: F401 - as_publisher: also this module's API
 from churn.core.pipeline import StepRun, step_main
 from churn.core.scores import REASONS
 from churn.core.settings import Settings, redact_text
@@ -291,26 +291,6 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
              model["model_version"], secs, run_id)
     return {"date": str(d), "run_id": str(run_id), "rows": loaded, "model": model["model_name"],
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
-
-
-def as_publisher(conn, settings: Settings) -> None:
-    """Work as ``settings.pg_publish_role`` on ``conn`` from here on: the role that owns what a publish
-    swaps and nothing else (migration 0004), whatever else the login role may do."""
-    import psycopg
-    from psycopg import sql
-
-    role = settings.pg_publish_role
-    if role.lower() == "none":  # as in SET ROLE NONE: the login role's own rights
-        return
-    try:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-    except psycopg.errors.InvalidParameterValue:
-        raise InputError(f"PostgreSQL has no role {role!r} (CHURN_PG_PUBLISH_ROLE): apply the migrations first "
-                         "(`churn db upgrade`, the nightly's db_upgrade step)") from None
-    except psycopg.errors.InsufficientPrivilege:
-        (login,) = conn.execute("SELECT session_user").fetchone()
-        raise InputError(f"the login role {login!r} of CHURN_PG_URL may not publish: it is not a member of {role!r} "
-                         f"(CHURN_PG_PUBLISH_ROLE); GRANT {role} TO {login}") from None
 
 
 def in_short_lock_waits(conn, work, timeout_s: float, attempts: int, what: str) -> None:

@@ -106,26 +106,72 @@ def asset(outlet: dict):
 
 
 def pipeline_tasks(pipeline: str) -> list:
-    """One task per declared step of ``pipeline``, in declared order, keyed on the run's logical date."""
+    """One task per declared step of ``pipeline``, in declared order, keyed on the run's logical date.
+    A step that declares ``signals`` also gets, downstream of it and outside the chain, one relay
+    task per signal (:func:`signal_relay`)."""
     tasks = []
     for s in declared_steps(pipeline):
         args = [*s.get("args", []), *(["--date {{ ds }}"] if s.get("dated", True) else [])]
         writes_lake = any(w.startswith("lake:") for w in s.get("writes", []))
         database = any(r.startswith("postgres:") for r in (*s.get("reads", []), *s.get("writes", [])))
-        tasks.append(step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark", sensor=s["kind"] == "sensor",
-                          timeout=dt.timedelta(minutes=s.get("timeout_minutes", 120)),
-                          outlets=[asset(o) for o in s.get("outlets", [])],
-                          pool=lake_writers_pool() if writes_lake else None, database=database))
+        task = step(s["name"], s["module"], *args, doc=s["doc"], spark=s["kind"] == "spark", sensor=s["kind"] == "sensor",
+                    timeout=dt.timedelta(minutes=s.get("timeout_minutes", 120)),
+                    outlets=[asset(o) for o in s.get("outlets", [])],
+                    pool=lake_writers_pool() if writes_lake else None, database=database,
+                    result=bool(s.get("signals")))
+        for sig in s.get("signals", []):
+            signal_relay(task, sig)
+        tasks.append(task)
     return tasks
 
 
+#: What of a step's result an Asset event carries (the per-feature detail stays in the step's report).
+SIGNAL_EXTRA = ("night", "model_name", "model_version", "retrain", "drifted_importance", "drifted_share",
+                "drifted_features", "score_drifted", "realized", "report", "mlflow_run")
+
+
+def signal_relay(step_task, signal: dict):
+    """A task that turns the step's result into an event of the Asset ``signal["name"]`` when the
+    result's ``signal["when"]`` (a dotted key) is true, carrying the result in the event's extra;
+    otherwise it is skipped and no event is emitted. The step decides (churn.core.pipeline), the
+    DAG only relays: a DAG scheduled on the Asset (churn_training) then gets a run."""
+    from airflow.sdk import Asset, task
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    target = Asset(name=signal["name"])
+
+    @task(task_id=f"{step_task.task_id}_{signal['name']}", outlets=[target], execution_timeout=dt.timedelta(minutes=5),
+          doc_md=f"Emit an event of the Asset {signal['name']} when the result of {step_task.task_id} says "
+                 f"`{signal['when']}` (skipped otherwise).")
+    def relay(result, **context):
+        import json
+
+        if isinstance(result, str):  # a local process: the last line of its stdout
+            try:
+                result = json.loads(result)
+            except ValueError:
+                raise ValueError(f"{step_task.task_id} printed no JSON result as its last line: {result[:200]!r}") from None
+        value = result
+        for key in signal["when"].split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not value:
+            raise AirflowSkipException(f"{signal['when']} is not true in the result of {step_task.task_id}: "
+                                       f"no {signal['name']} event")
+        extra = {k: result[k] for k in SIGNAL_EXTRA if k in result}
+        context["outlet_events"][target].extra = extra
+        return extra
+
+    return relay(step_task.output)
+
+
 def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta | None = None, outlets=None,
-         spark: bool = False, pool: str | None = None, sensor: bool = False, database: bool = False):
+         spark: bool = False, pool: str | None = None, sensor: bool = False, database: bool = False,
+         result: bool = False):
     """One platform command as a task of the active profile (``spark``: it runs Spark; ``pool``: the
     lake writers' one-slot pool for a step that writes the lake, so no two of them ever overlap,
     whichever runs, scheduled nights or backfills, they belong to; ``database``: the step reads or
     writes PostgreSQL, so in a cluster its pod gets the database credentials; no other pod, and no
-    Spark driver or executor, ever does)."""
+    Spark driver or executor, ever does; ``result``: the step's JSON result becomes the task's XCom)."""
     extra = {"pool": pool} if pool else {}
     if PROFILE == "kubernetes":
         from churn_dags import kubernetes
@@ -138,6 +184,7 @@ def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta 
         else:
             make = kubernetes.pod_step
             extra["database"] = database
+            extra["result"] = result
         if sensor:  # a pod that polls until the date's drops are in or its deadline passes
             args = ("--poll", str(int(SENSOR_POKE.total_seconds())), *args)
         return make(task_id, module, kubernetes.split_args(*args), doc=doc,
@@ -156,6 +203,7 @@ def step(task_id: str, module: str, *args: str, doc: str, timeout: dt.timedelta 
         task_id=task_id,
         bash_command=command(module, *args),
         append_env=True,  # CHURN_* settings reach the command
+        do_xcom_push=result,  # the last line of stdout: the step's JSON result
         doc_md=doc,
         execution_timeout=timeout or DEFAULT_ARGS["execution_timeout"],
         outlets=outlets or [],

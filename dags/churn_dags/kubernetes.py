@@ -117,9 +117,14 @@ def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout,
     )
 
 
+#: Where a pod's step writes its JSON result for the KubernetesPodOperator's XCom sidecar.
+RESULT_FILE = "/airflow/xcom/return.json"
+
+
 def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, outlets, database: bool = False,
-             **task_args):
-    """Any other step as a pod of the platform image (with the database Secret too if ``database``)."""
+             result: bool = False, **task_args):
+    """Any other step as a pod of the platform image (with the database Secret too if ``database``;
+    with ``result``, the step writes its JSON result where the XCom sidecar reads it)."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
@@ -140,6 +145,8 @@ def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, o
         reattach_on_restart=True,
         startup_timeout_seconds=cfg["start_timeout"],
         get_logs=True,
+        do_xcom_push=result,
+        env_vars=[k8s.V1EnvVar(name="CHURN_RESULT_FILE", value=RESULT_FILE)] if result else None,
         doc_md=doc,
         execution_timeout=timeout,
         outlets=outlets,

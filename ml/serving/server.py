@@ -12,6 +12,31 @@ log = logging.getLogger("ml.serving")
 
 
 _ROUTE = re.compile(r"^/v[12]/(?:repository/)?models/([^/:]+)(?:/versions/([^/]+))?")
+_INFERENCE = re.compile(r"^/v1/models/[^/]+:predict$|^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
+
+
+def _requests_counter():
+    from prometheus_client import REGISTRY, Counter
+
+    try:
+        return Counter("churn_requests", "Inference requests (v1 :predict, v2 /infer) answered, by HTTP status",
+                       ["code"])
+    except ValueError:  # registered already (the module imported twice)
+        return REGISTRY._names_to_collectors["churn_requests_total"]
+
+
+REQUESTS = _requests_counter()
+
+
+def _counted(send):
+    """``send`` that counts the response's status (churn_requests_total{code}: the error ratio's basis)."""
+
+    async def counting(message):
+        if message["type"] == "http.response.start":
+            REQUESTS.labels(code=str(message["status"])).inc()
+        await send(message)
+
+    return counting
 
 
 class GuardRoutes:
@@ -37,6 +62,9 @@ class GuardRoutes:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             from starlette.responses import JSONResponse
+
+            if _INFERENCE.match(scope["path"]):
+                send = _counted(send)
 
             if scope["path"] in self.readiness and scope["method"] == "GET":
                 reason = self.unready()

@@ -51,8 +51,10 @@ def test_every_task_has_retries_a_timeout_an_owner_and_docs(report):
 
 def test_nightly_tasks_are_the_declared_steps_in_order_keyed_on_the_logical_date(report):
     tasks = report["dags"]["churn_nightly"]["tasks"]
-    assert list(tasks) == NIGHTLY.names == ["db_upgrade", "wait_for_drops", "ingest", "validate", "silver", "features",
-                                            "labels", "score", "publish"]
+    assert NIGHTLY.names == ["db_upgrade", "wait_for_drops", "ingest", "validate", "silver", "features", "labels",
+                             "score", "publish", "monitor"]
+    # the steps, and the relay of the monitor's retrain request beside the chain
+    assert list(tasks) == [*NIGHTLY.names, "monitor_churn_retrain_request"]
     for before, after in zip(NIGHTLY.names, NIGHTLY.names[1:]):
         assert tasks[after]["upstream"] == [before]  # a chain: no cycle, nothing skipped
     for step in NIGHTLY.steps:
@@ -66,6 +68,10 @@ def test_nightly_tasks_are_the_declared_steps_in_order_keyed_on_the_logical_date
         assert t["command"].endswith("--date {{ ds }}") == step.dated, step.name
         assert t["doc"], step.name
     assert tasks["features"]["outlets"] == ["s3a://lake/churn/gold/customer_features"]
+    relay = tasks["monitor_churn_retrain_request"]
+    assert relay["upstream"] == ["monitor"] and relay["outlets"] == ["churn_retrain_request"]
+    assert relay["operator"] == "_PythonDecoratedOperator" and tasks["monitor"]["xcom"] is True
+    assert [name for name, t in tasks.items() if t["xcom"] and t["operator"] == "BashOperator"] == ["monitor"]
     assert tasks["publish"]["outlets"] == ["postgres://db.internal:5433/crm/churn/customer_scores"]  # no credentials
 
 
@@ -93,14 +99,20 @@ def test_a_step_added_to_the_declaration_becomes_a_task_in_its_place(tmp_path):
     declaration = tmp_path / "pipelines.yaml"
     declaration.write_text(yaml.safe_dump(data))
     tasks = dagbag_report(tmp_path / "home", CHURN_PIPELINES_FILE=str(declaration))["dags"]["churn_nightly"]["tasks"]
-    assert list(tasks)[-3:] == ["score", "drift", "publish"]
+    names = list(tasks)
+    assert names[names.index("score"):names.index("publish") + 1] == ["score", "drift", "publish"]
     assert tasks["drift"]["upstream"] == ["score"] and tasks["publish"]["upstream"] == ["drift"]
     assert tasks["drift"]["command"].endswith("-m spark_jobs.drift --date {{ ds }}") and tasks["drift"]["timeout"] == 2700
 
 
 def test_training_hands_off_to_the_pipeline_then_reports(report):
-    tasks = report["dags"]["churn_training"]["tasks"]
-    assert "pipeline run-local --start {{ macros.ds_add(ds, -180) }} --end {{ ds }}" in tasks["train_pipeline"]["command"]
+    training = report["dags"]["churn_training"]
+    # weekly, or when the nightly's monitor emits a retrain request
+    assert "AssetOrTimeSchedule" in training["schedule"] and "churn_retrain_request" in training["schedule"], training
+    tasks = training["tasks"]
+    day = "(dag_run.logical_date or dag_run.run_after) | ds"  # an asset-triggered run has no logical date
+    assert (f"pipeline run-local --start {{{{ macros.ds_add({day}, -180) }}}} --end {{{{ {day} }}}}"
+            in tasks["train_pipeline"]["command"])
     assert tasks["report_decision"]["upstream"] == ["train_pipeline"]
 
 

@@ -187,3 +187,88 @@ class FaultProxy:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@dataclass
+class Observability:
+    """Prometheus and a Pushgateway (Debian's ``prometheus``, ``prometheus-pushgateway``) on loopback:
+    Prometheus scrapes the Pushgateway (``honor_labels``, as in a cluster) and the given predictor
+    targets every second, and loads the platform's alert rules."""
+
+    folder: Path
+    rules: Path
+    predictors: tuple[str, ...] = ()
+    prometheus_port: int = 0
+    pushgateway_port: int = 0
+    _procs: tuple = ()
+
+    @property
+    def pushgateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.pushgateway_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    def start(self) -> "Observability":
+        import shutil
+
+        import yaml
+
+        from churn.core.net import free_port
+
+        for tool in ("prometheus", "prometheus-pushgateway"):
+            if shutil.which(tool) is None:
+                raise SetupError(f"{tool} is not installed: apt-get install prometheus prometheus-pushgateway")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.prometheus_port, self.pushgateway_port = free_port(), free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(self.rules)],
+            "scrape_configs": [
+                {"job_name": "pushgateway", "honor_labels": True,
+                 "static_configs": [{"targets": [f"127.0.0.1:{self.pushgateway_port}"]}]},
+                {"job_name": "churn-predictor", "static_configs": [{"targets": list(self.predictors)}]},
+            ],
+        }
+        (self.folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+        log = open(self.folder / "servers.log", "ab")
+        push = subprocess.Popen(["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{self.pushgateway_port}"],
+                                stdout=log, stderr=log)
+        prom = subprocess.Popen(["prometheus", f"--config.file={self.folder / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={self.folder / 'tsdb'}",
+                                 f"--web.listen-address=127.0.0.1:{self.prometheus_port}"], stdout=log, stderr=log)
+        self._procs = (push, prom)
+        for port in (self.pushgateway_port, self.prometheus_port):
+            deadline = time.time() + 30
+            while True:
+                if any(p.poll() is not None for p in self._procs):
+                    self.stop()
+                    raise SetupError(f"Prometheus or the Pushgateway exited; see {self.folder / 'servers.log'}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        self.stop()
+                        raise SetupError(f"nothing listens on port {port}; see {self.folder / 'servers.log'}") from None
+                    time.sleep(0.1)
+        return self
+
+    def query(self, path: str, **params) -> dict:
+        import json
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.prometheus_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return json.load(r)
+
+    def stop(self) -> None:
+        for p in self._procs:
+            p.terminate()
+        for p in self._procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
