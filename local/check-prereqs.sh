@@ -37,4 +37,23 @@ if [ ! -x "${HELM:-$HOME/.cache/churn-platform/tools/helm-3.17.3/helm}" ]; then
     fi
   done
 fi
+# `check-prereqs.sh test` (make test): the monitoring checks (Prometheus, its Pushgateway, promtool)
+# and the report screenshots (headless Chromium) need Debian packages, installed here when missing
+# and this is root (a fresh CI machine), otherwise named
+[ "${1:-}" = test ] || exit $fail
+missing=""
+for pair in prometheus:prometheus promtool:prometheus prometheus-pushgateway:prometheus-pushgateway chromium:chromium; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair##*:}"
+done
+missing=$(echo $missing | tr ' ' '\n' | sort -u | tr '\n' ' ')
+if [ -n "${missing// /}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages the tests use:$missing"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing) \
+      > /tmp/churn-apt.log 2>&1 || { echo "apt-get install$missing failed: see /tmp/churn-apt.log" >&2; fail=1; }
+  else
+    echo "prerequisite missing: $missing (monitoring checks and report screenshots): apt-get install$missing" >&2
+    fail=1
+  fi
+fi
 exit $fail

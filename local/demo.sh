@@ -4,7 +4,9 @@
 # quarantine -> silver -> gold features and labels), imports the real Telco snapshot, trains a model
 # and promotes it to champion (MLflow), starts a local PostgreSQL under CHURN_HOME unless
 # CHURN_PG_URL is set, then runs the churn_nightly DAG through Airflow (local profile) for the last
-# few days: score everyone with the champion and publish to PostgreSQL for CRM teams. Last, starts
+# few days: score everyone with the champion, publish to PostgreSQL for CRM teams and watch the
+# model. The generator raises prices on the first of those nights: the monitor's drift report flags
+# it and requests a retrain, which churn_training answers (the gate decides). Last, starts
 # `churn serve` (KServe) for a moment and asks it for one customer over v1 and over v2.
 # Knobs: DEMO_CUSTOMERS, DEMO_DAYS, DEMO_NIGHTS, CHURN_HOME, CHURN_PG_URL, CHURN_LABEL_HORIZON_DAYS.
 set -euo pipefail
@@ -22,6 +24,7 @@ NIGHTS=${DEMO_NIGHTS:-3}
 START=$(date -u -d "-$((DAYS + 2)) days" +%F)
 END=$(date -u -d "$START +$((DAYS - 1)) days" +%F)
 HISTORY_END=$(date -u -d "$END -$NIGHTS days" +%F)
+DRIFT_DATE=$(date -u -d "$HISTORY_END +1 day" +%F)  # the first night Airflow runs: prices rise 10 %
 
 # a demo run is one generated history: start its lake, reports, models and Airflow state afresh
 # (only the demo's own home; a PostgreSQL named by CHURN_PG_URL is never emptied)
@@ -29,18 +32,18 @@ rm -rf "$CHURN_HOME/lake" "$CHURN_HOME/raw" "$CHURN_HOME/oracle" "$CHURN_HOME/re
 mkdir -p "$CHURN_HOME/airflow"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1/8 generating $CUSTOMERS customers, $DAYS daily drops from $START (CHURN_HOME=$CHURN_HOME)"
+step "1/9 generating $CUSTOMERS customers, $DAYS daily drops from $START, a price rise on $DRIFT_DATE (CHURN_HOME=$CHURN_HOME)"
 $CHURN generate --customers "$CUSTOMERS" --start "$START" --days "$DAYS" --seed 42 \
-  --defects all --defect-rate 0.005 > "$CHURN_HOME/generate.json"
+  --defects all --defect-rate 0.005 --drift price_rise --drift-date "$DRIFT_DATE" > "$CHURN_HOME/generate.json"
 
-step "2/8 building the lakehouse history $START..$HISTORY_END (weekly snapshots, $CHURN_LABEL_HORIZON_DAYS-day labels)"
+step "2/9 building the lakehouse history $START..$HISTORY_END (weekly snapshots, $CHURN_LABEL_HORIZON_DAYS-day labels)"
 $CHURN run --start "$START" --end "$HISTORY_END" --every 7
 
-step "3/8 importing the real IBM Telco snapshot through local/specs/telco.yaml"
+step "3/9 importing the real IBM Telco snapshot through local/specs/telco.yaml"
 $CHURN import-snapshot --spec local/specs/telco.yaml > /dev/null
 $CHURN tables 2>/dev/null
 
-step "4/8 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
+step "4/9 training on the lakehouse (out-of-time split), MLflow registry and promotion gate"
 if $PY -c "from churn.core.settings import load_settings; from ml.registry import Registry; import sys; \
 s = load_settings(); sys.exit(0 if Registry(s).alias_version(s.model_name, 'champion') else 1)" 2>/dev/null; then
   echo "a champion exists: keeping it"
@@ -48,7 +51,7 @@ else
   $CHURN train
 fi
 
-step "5/8 PostgreSQL for the published scores"
+step "5/9 PostgreSQL for the published scores"
 OWN_PG=0
 if [ -z "${CHURN_PG_URL:-}" ]; then
   OWN_PG=1
@@ -66,7 +69,7 @@ else
 fi
 $CHURN db upgrade
 
-step "6/8 the churn_nightly DAG through Airflow (local profile) for $NIGHTS nights up to $END"
+step "6/9 the churn_nightly DAG through Airflow (local profile) for $NIGHTS nights up to $END"
 export AIRFLOW_HOME="$CHURN_HOME/airflow" AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False
 export CHURN_AIRFLOW_PROFILE=local CHURN_PLATFORM_PYTHON="$PY"
 export CHURN_LAKE_URI=${CHURN_LAKE_URI:-$CHURN_HOME/lake}
@@ -89,7 +92,7 @@ for i in $(seq "$NIGHTS" -1 1); do
   echo "-- night of $D (log: $AIRFLOW_HOME/dags-test-$D.log)"
   t0=$(date +%s)
   "$AIRFLOW" dags test churn_nightly "$D" 2>&1 | tee "$AIRFLOW_HOME/dags-test-$D.log" \
-    | grep --line-buffered -E "INFO  (spark_jobs|churn)[.:a-z_]*: .*(done in|published|applied|up to date)|ERROR|Traceback" \
+    | grep --line-buffered -E "INFO  (spark_jobs|churn|ml)[.:a-z_]*: .*(done in|published|applied|up to date|features drifted)|ERROR|Traceback" \
     | sed -u -E 's/^.*INFO  /   /; s/ \[airflow[^]]*\] loc=.*$//' | cut -c1-160 || true
   if ! grep -q "state=success" "$AIRFLOW_HOME/dags-test-$D.log"; then
     echo "churn_nightly failed for $D; the task logs are in $AIRFLOW_HOME/dags-test-$D.log" >&2
@@ -98,7 +101,30 @@ for i in $(seq "$NIGHTS" -1 1); do
   echo "   night of $D: every task succeeded in $(( $(date +%s) - t0 )) s"
 done
 
-step "7/8 what the CRM team sees"
+step "7/9 the model watched: drift per night, the retrain it requested, and the gate's answer"
+$PY - <<'PYEOF'
+import os, psycopg
+with psycopg.connect(os.environ["CHURN_PG_URL"]) as conn:
+    print("drift per night (churn.drift_nights; per feature: churn.drift_metrics):")
+    for d, version, share, importance, features, report in conn.execute(
+            "SELECT score_date, model_version, drifted_share, drifted_importance, drifted_features, report_uri "
+            "FROM churn.drift_nights ORDER BY score_date"):
+        print(f"  {d}  model v{version}: {float(share):.0%} of features drifted, carrying {float(importance):.0%} "
+              f"of its importance ({features or 'none'})")
+    print(f"  the last night's report: {report}")
+PYEOF
+$CHURN models history | grep -E "retrain_request|^model" | cut -c1-220
+if $CHURN models history | grep -q retrain_request; then
+  echo "-- a retrain was requested: churn_training answers it (Kubeflow pipeline, local runner; the gate decides)"
+  "$AIRFLOW" dags test churn_training "$(date -u +%F)" > "$AIRFLOW_HOME/dags-test-training.log" 2>&1 || true
+  if ! grep -q "state=success" "$AIRFLOW_HOME/dags-test-training.log"; then
+    echo "churn_training failed; its log: $AIRFLOW_HOME/dags-test-training.log" >&2
+    exit 1
+  fi
+  $CHURN models history | tail -3 | cut -c1-260
+fi
+
+step "8/9 what the CRM team sees"
 PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1 || true)
 PSQL=${PSQL:-psql}
 CRM_URL=$CHURN_PG_URL
@@ -125,7 +151,7 @@ with psycopg.connect(sys.argv[1]) as conn:
         why = "; ".join(f"{r['description']}: {r['value']}" for r in reasons)
         print(f"  {cid}  p={p:.3f} {band:6}  {why}")
 PYEOF
-step "8/8 online: \`churn serve\` (KServe ModelServer) answers by customer id, v1 and v2 protocols"
+step "9/9 online: \`churn serve\` (KServe ModelServer) answers by customer id, v1 and v2 protocols"
 kill $GATEWAY_PID 2>/dev/null || true  # the nightly's JVM is not needed any more
 SERVE_PORT=${DEMO_SERVE_PORT:-$($PY -c 'from churn.core.net import free_port; print(free_port())')}
 $CHURN serve --port "$SERVE_PORT" > "$CHURN_HOME/serve.log" 2>&1 &
@@ -177,6 +203,7 @@ echo "Scores (Delta):  $CHURN_LAKE_URI/gold/customer_scores   (one partition per
 echo "Scores (CRM):    churn.customer_scores (history), churn.customer_scores_latest, churn.scoring_runs"
 echo "A CRM analyst:   $PSQL \"$CRM_URL\" -c \"SELECT customer_id, churn_probability, risk_band, reasons FROM churn.customer_scores_latest ORDER BY churn_probability DESC LIMIT 20\""
 echo "Validation:      $CHURN_HOME/reports/validation/data_docs/index.html (GX data docs)"
+echo "Drift:           $CHURN_HOME/reports/drift/<night>/drift.html (Evidently), churn.drift_nights / churn.drift_metrics"
 echo "Evaluation:      $(ls -d "$CHURN_HOME"/reports/training/churn/* | tail -1)/report.html"
 echo "MLflow UI:       .venv/platform/bin/mlflow ui --backend-store-uri sqlite:///$CHURN_HOME/mlflow/mlflow.db"
 echo "Online:          CHURN_HOME=$CHURN_HOME .venv/platform/bin/churn serve --port 8080   (then the curl calls in the README)"

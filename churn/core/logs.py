@@ -2,6 +2,7 @@
 them carrying a secret (every handler redacts the settings' secrets and URI credentials)."""
 
 import logging
+import os
 import sys
 
 
@@ -33,6 +34,9 @@ def setup(verbose: bool = False, settings=None) -> None:
     redact_with(settings)
     for noisy in ("py4j", "great_expectations", "urllib3", "botocore", "alembic", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow's artifact download bars are for a person at a terminal, not a task log or a pod's
+    if not sys.stderr.isatty():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def redact_with(settings) -> None:

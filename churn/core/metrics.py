@@ -55,9 +55,12 @@ def step_metrics(step: str, result: Any) -> list[tuple[str, str, dict, float]]:
     if not isinstance(result, dict):
         return out
     if step == "validate":
-        for source, n in (result.get("quarantined") or {}).items():
-            add("churn_rows_quarantined", "Rows of the night that failed validation (quarantine), per source", n,
-                source=source)
+        from churn.core.sources import SOURCES
+
+        quarantined = result.get("quarantined") or {}
+        for source in sorted(set(SOURCES) | set(quarantined)):  # a clean source is a 0, not a gap
+            add("churn_rows_quarantined", "Rows of the night that failed validation (quarantine), per source",
+                quarantined.get(source, 0), source=source)
     elif step == "silver":
         for source, m in result.items():
             if isinstance(m, dict):

@@ -252,8 +252,9 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
         ok = True
         what = "" if not step.dated else f" {start}" if start == end else f" {start}..{end}"
         log.info("%s%s done in %.1fs: %s", name, what, time.time() - t0, result)
-        if step.signals:  # the DAG relays the result's signals as Asset events (dags/churn_dags)
-            _emit_result(result)
+        _push(settings, pipeline, step, end, time.time() - t0, result, ok)
+        if step.signals:  # the DAG relays the result's signals as Asset events (dags/churn_dags): the
+            _emit_result(result)  # last line of output
         return 0
     except ChurnError as exc:
         from churn.core.settings import redact_text
@@ -262,10 +263,16 @@ def step_main(name: str, run_step: Callable[[StepRun], Any], argv: list[str] | N
         print(f"error: {redact_text(str(exc), settings)}", file=sys.stderr)
         return exc.exit_code
     finally:
-        if settings is not None and settings.pushgateway_url:  # success or failure, as metrics (churn/core/metrics.py)
-            from churn.core import metrics
+        if not ok:  # a failure (an error, a crash) is a metric too
+            _push(settings, pipeline, step, end, time.time() - t0, None, ok)
 
-            metrics.push_step(settings, pipeline, step, end if step.dated else None, time.time() - t0, result, ok)
+
+def _push(settings, pipeline: str, step: Step, night, seconds: float, result: Any, ok: bool) -> None:
+    """The step run's metrics to the Pushgateway, when one is set (churn/core/metrics.py)."""
+    if settings is not None and settings.pushgateway_url:
+        from churn.core import metrics
+
+        metrics.push_step(settings, pipeline, step, night if step.dated else None, seconds, result, ok)
 
 
 def _emit_result(result: Any) -> None:

@@ -1,18 +1,26 @@
 """churn_nightly end to end, the nightly pipeline through both of its runners on one lake, the way
-an operator runs it on one machine:
+an operator runs it on one machine, watched by Prometheus:
 
-1. D1 and D2 through `churn nightly`'s in-process runner (history, the first published nights);
+1. four weeks of history and D1 and D2 through `churn nightly`'s in-process runner (the lakehouse
+   in one pass with weekly snapshots, then each night scored, published and monitored);
 2. Airflow started by the platform's own command (`local/airflow.sh up`: scheduler with the
-   LocalExecutor, dag-processor, API server, the DAG unpaused), which at once schedules the latest
+   LocalExecutor, dag-processor, API server, the DAGs unpaused), which at once schedules the latest
    night D3; beside it, the documented backfill (`airflow backfill create ... --max-active-runs 1`)
    reprocesses D2. The backfill and the scheduled night run at the same time; every task is its
-   platform command as a process (Spark steps attached to one warm JVM).
+   platform command as a process (Spark steps attached to one warm JVM);
+3. the champion was trained on other data (the session's lakehouse), so every night drifts: each
+   night's monitor requests a retrain (cooldown 0 here), a rerun of a night requests nothing new, and
+   the scheduled night's request becomes an Asset event that gives churn_training a run of its own,
+   which trains on the lake's labelled weeks and registers a new version;
+4. every step pushes its metrics to a Pushgateway, a predictor serves some requests, and a real
+   Prometheus scrapes both and evaluates the platform's alert rules.
 
 Then, from Airflow's metadata database: no two lake-writing tasks ever overlapped, although the
 runs did. The reprocessed nights' tables equal what the in-process runner built for them in order,
 PostgreSQL holds exactly one row per active customer per date, equal to the Delta scores, and
 `scoring_runs` records all four runs. The task logs carry no progress bars, and every Spark step
-attached to the warm JVM (none started its own while it warmed up).
+attached to the warm JVM (none started its own while it warmed up). Every metric a rule or a
+dashboard panel names exists in Prometheus, and every panel's query returns data.
 """
 
 import datetime as dt
@@ -80,38 +88,57 @@ def metadata(airflow_home: Path, sql: str, args=()) -> list:
             time.sleep(0.5)
 
 
+#: Customers of the e2e base: enough churners in four labelled weeks for the retrain to fit on.
+CUSTOMERS = 1000
+HISTORY_DAYS = 28  # before D1: weekly snapshots, four of them labelled by D2 (7-day horizon)
+
+
 @pytest.fixture(scope="module")
 def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_factory):
+    import shutil
+
     from churn.core.pipeline import load_pipeline
     from churn.runner import run_pipeline
+    from tests.support.servers import Observability
 
     d3 = scheduled_night(now_clear_of_the_schedule())
     start = d3 - dt.timedelta(days=2)
     dates = [start + dt.timedelta(days=i) for i in range(3)]
+    history = start - dt.timedelta(days=HISTORY_DAYS)
     home = tmp_path_factory.mktemp("nightly-e2e")
-    generate_base(home, 300, start, 3, seed=11)
+    generate_base(home, CUSTOMERS, history, HISTORY_DAYS + 3, seed=11)
     db = f"e2e_{os.getpid()}"
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
+    # the champion's MLflow store, copied: the retrain this test triggers registers (and may promote)
+    # a version here, never in the store the other tests score with
+    (home / "mlflow").mkdir()
+    shutil.copy(Path(champion[0].mlflow_tracking_uri[len("sqlite:///"):]), home / "mlflow" / "mlflow.db")
+    predictor_port = free_port()
+    watch = Observability(home / "prometheus", ROOT / "helm" / "churn-platform" / "files" / "prometheus" / "rules.yaml",
+                          predictors=(f"127.0.0.1:{predictor_port}",)).start()
     # known values planted in every secret setting the night uses (trust auth and moto accept any
     # password and secret key): none may show up in a log, an output, a report or a table
     pg_url = postgres.url.rsplit("/", 1)[0].replace("postgres@", f"postgres:{PLANTED['pg']}@") + f"/{db}"
-    settings = make_settings(home, mlflow_uri=champion[0].mlflow_tracking_uri, label_horizon_days=7, pg_url=pg_url,
-                             s3_secret_key=PLANTED["s3"], kfp_host=f"http://kfp:{PLANTED['kfp']}@127.0.0.1:9")
-    # 1. the in-process runner, nights in order: the lakehouse steps over the two dates in one
-    # pass (what two nights in order build, tests/spark_jobs/test_lakehouse.py), then each date
-    # scored and published
+    settings = make_settings(home, label_horizon_days=7, pg_url=pg_url, retrain_cooldown_days=0,
+                             pushgateway_url=watch.pushgateway_url, s3_secret_key=PLANTED["s3"],
+                             kfp_host=f"http://kfp:{PLANTED['kfp']}@127.0.0.1:9")
+    # 1. the in-process runner: the history and D1, D2 in one pass of the lakehouse steps (weekly
+    # snapshots, the end date always; what nights in order build, tests/spark_jobs/test_lakehouse.py),
+    # then each date scored, published and monitored
     lakehouse = [s.name for s in load_pipeline("nightly").steps if s.ranges or not s.dated]
-    run_pipeline(settings, dates[0], dates[1], steps=lakehouse, spark=spark)
+    run_pipeline(settings, history, dates[1], steps=lakehouse, every=7, spark=spark)
+    # the weekly snapshot a horizon before D1, scored: D1's monitor measures its realized performance
+    run_pipeline(settings, dates[0] - dt.timedelta(days=7), steps=["score"], spark=spark)
+    monitored = {}
     for d in dates[:2]:
-        run_pipeline(settings, d, steps=["score", "publish"], spark=spark)
+        monitored[d] = run_pipeline(settings, d, steps=["score", "publish", "monitor"], spark=spark)["monitor"]
     in_order = {(t, dates[1]): partition(settings, *t, dates[1]) for t in PARTITIONED}
 
-    # 2. Airflow, as `make airflow` starts it; only churn_nightly in its DAGs folder (churn_training
-    # would start its weekly run too)
+    # 2. Airflow, as `make airflow` starts it, with both churn DAGs
     dags = home / "dags"
     dags.mkdir()
-    for name in ("churn_nightly.py", "churn_dags"):
+    for name in ("churn_nightly.py", "churn_training.py", "churn_dags"):
         (dags / name).symlink_to(ROOT / "dags" / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW", "PYSPARK"))}
     env.update(settings.as_env())
@@ -131,18 +158,30 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
             time.sleep(2)
         assert backfill.returncode == 0, backfill.stderr[-3000:]
         wanted = {str(d) for d in dates[1:]}
-        deadline = time.time() + 1200
+        deadline = time.time() + 1500
         while True:
             runs = metadata(airflow_home, "SELECT run_id, date(logical_date), state, run_type, start_date, end_date "
                                           "FROM dag_run WHERE dag_id = 'churn_nightly'")
+            trainings = metadata(airflow_home, "SELECT run_id, run_type, state, start_date, end_date FROM dag_run "
+                                               "WHERE dag_id = 'churn_training'")
+            relay = metadata(airflow_home, "SELECT t.state FROM task_instance t JOIN dag_run r ON t.dag_id = r.dag_id "
+                                           "AND t.run_id = r.run_id WHERE t.dag_id = 'churn_nightly' AND "
+                                           "t.task_id = 'monitor_churn_retrain_request' AND date(r.logical_date) = ?",
+                             (str(dates[2]),))
             done = {r[1]: r for r in runs if r[2] in ("success", "failed")}
-            if wanted <= set(done) and len(done) >= 2 or any(r[2] == "failed" for r in runs):
+            nights_done = wanted <= set(done) and len(done) >= 2 or any(r[2] == "failed" for r in runs)
+            no_request = relay and relay[0][0] in ("skipped", "failed", "upstream_failed")
+            if nights_done and (no_request or any(t[2] in ("success", "failed") for t in trainings)):
                 break
-            assert time.time() < deadline, f"Airflow runs not done in 20 min: {runs}"
+            assert time.time() < deadline, f"Airflow runs not done in 25 min: {runs} {trainings}"
             time.sleep(3)
         tasks = metadata(airflow_home, "SELECT r.run_id, date(r.logical_date), t.task_id, t.state, t.pool, "
                                        "t.start_date, t.end_date, t.try_number FROM task_instance t JOIN dag_run r "
                                        "ON t.dag_id = r.dag_id AND t.run_id = r.run_id WHERE t.dag_id = 'churn_nightly'")
+        training_tasks = metadata(airflow_home, "SELECT task_id, state FROM task_instance WHERE dag_id = 'churn_training'")
+        events = metadata(airflow_home, "SELECT e.extra, e.source_dag_id, e.source_task_id, e.source_run_id FROM "
+                                        "asset_event e JOIN asset a ON a.id = e.asset_id "
+                                        "WHERE a.name = 'churn_retrain_request'")
     finally:
         down = subprocess.run([*airflow_sh, "down"], env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
@@ -153,21 +192,78 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
                             env=env, capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "error" in failed.stderr, failed.stderr[-2000:]
     (home / "failed-publish.log").write_text(failed.stdout + failed.stderr)
-    yield settings, pg_url, dates, runs, tasks, in_order, logs
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    # 4. the predictor, scraped by Prometheus, answers some requests
+    served = serve_some_requests(env, home, predictor_port, settings, dates[2])
+    airflow = {"runs": runs, "tasks": tasks, "trainings": trainings, "training_tasks": training_tasks,
+               "events": events, "monitored": monitored, "served": served}
+    try:
+        yield settings, pg_url, dates, runs, tasks, in_order, logs, airflow, watch
+    finally:
+        watch.stop()
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def serve_some_requests(env: dict, home: Path, port: int, settings, night: dt.date) -> dict:
+    """`churn serve` on the published night, while Prometheus scrapes it: good requests, an unknown
+    customer (404) and a malformed one (400); what it answered."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    ids = delta_table(settings, "gold", "customer_scores").to_pandas(
+        columns=["customer_id"], filters=[("score_date", "=", night)])["customer_id"].tolist()[:40]
+    log = home / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "churn", "serve", "--port", str(port)], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path, body=None):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        deadline = time.time() + 180
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if call("/v2/models/churn/ready") == 200:
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        codes = [call("/v1/models/churn:predict", {"instances": [{"customer_id": c}]}) for c in ids]
+        codes += [call("/v1/models/churn:predict", {"instances": [{"customer_id": "NOPE-1"}]}),
+                  call("/v1/models/churn:predict", {"instances": [{"customer_id": ids[0], "colour": "red"}]})]
+        time.sleep(4)  # a few scrapes (every second) after the last request
+        return {"codes": codes}
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_the_backfill_and_the_scheduled_night_succeed_quietly(nightly):
     from churn.core.pipeline import load_pipeline
 
-    _, _, dates, runs, tasks, _, logs = nightly
+    _, _, dates, runs, tasks, _, logs, *_ = nightly
     by_date = {r[1]: r for r in runs}
     assert sorted(by_date) == [str(d) for d in dates[1:]], runs
     assert {r[1]: r[3] for r in runs} == {str(dates[1]): "backfill", str(dates[2]): "scheduled"}
-    assert {r[2] for r in runs} == {"success"}, [t for t in tasks if t[3] != "success"]
+    assert {r[2] for r in runs} == {"success"}, [t for t in tasks if t[3] not in ("success", "skipped")]
+    relay = "monitor_churn_retrain_request"
     for d in dates[1:]:  # every declared step ran and succeeded (their order: tests/dags/test_dag_integrity.py)
-        assert sorted(t[2] for t in tasks if t[1] == str(d)) == sorted(load_pipeline("nightly").names), d
+        assert sorted(t[2] for t in tasks if t[1] == str(d) and t[2] != relay) == sorted(load_pipeline("nightly").names), d
+        assert {t[3] for t in tasks if t[1] == str(d) and t[2] != relay} == {"success"}, d
+    # the relay of the retrain request: skipped for the backfilled D2 (its request was made in
+    # process already), an Asset event for the scheduled D3
+    assert {t[1]: t[3] for t in tasks if t[2] == relay} == {str(dates[1]): "skipped", str(dates[2]): "success"}
     # a task log is not a terminal: no progress bars (GX draws hundreds of lines a night on one)
     assert "Calculating Metrics" not in logs and "it/s]" not in logs
     # every Spark step attached to the warm JVM, the scheduled night's first ones while it warmed up
@@ -177,7 +273,7 @@ def test_the_backfill_and_the_scheduled_night_succeed_quietly(nightly):
 def test_lake_writing_tasks_never_overlap_although_the_runs_do(nightly):
     from churn.core.pipeline import load_pipeline
 
-    _, _, _, runs, tasks, _, _ = nightly
+    _, _, _, runs, tasks, _, _, *_ = nightly
     writers = {s.name for s in load_pipeline("nightly").steps if s.writes_lake}
     spans = sorted((dt.datetime.fromisoformat(t[5]), dt.datetime.fromisoformat(t[6]), t[1], t[2])
                    for t in tasks if t[2] in writers)
@@ -191,7 +287,7 @@ def test_lake_writing_tasks_never_overlap_although_the_runs_do(nightly):
 
 
 def test_reprocessed_nights_equal_the_nights_run_in_order(nightly):
-    settings, _, dates, _, _, in_order, _ = nightly
+    settings, _, dates, _, _, in_order, _, *_ = nightly
     assert in_order[(("gold", "customer_scores"), dates[1])] is not None
     for (table, d), want in in_order.items():
         got = partition(settings, *table, d)
@@ -314,7 +410,7 @@ def test_a_step_killed_at_a_random_point_and_run_again_leaves_the_clean_nights_t
     from churn.core.pipeline import load_pipeline
     from churn.runner import run_pipeline
 
-    settings, pg_url, dates, _, tasks, _, _ = nightly
+    settings, pg_url, dates, _, tasks, _, _, *_ = nightly
     night = dates[-1]
     clean_lake, clean_rows = lake_state(settings), published(pg_url, night)
     took = {t[2]: (dt.datetime.fromisoformat(t[6]) - dt.datetime.fromisoformat(t[5])).total_seconds()
@@ -351,3 +447,72 @@ def test_a_step_killed_at_a_random_point_and_run_again_leaves_the_clean_nights_t
         pd.testing.assert_frame_equal(after[table], want, obj=str(table))
     assert published(pg_url, night) == clean_rows
     assert [t for t in trials if t[2] != "mid-step"] == [], "steps never killed mid-way"
+
+
+def test_drifted_nights_request_a_retrain_once_each_and_airflow_trains_on_the_request(nightly):
+    """The monitor's request of the scheduled night became an event of the Asset churn_retrain_request
+    (carrying the night, the reasons and the report), Airflow's scheduler gave churn_training an
+    asset-triggered run, and that run trained on the lake's labelled weeks, registered a new version
+    and recorded the gate's decision as the answer to the request."""
+    import json
+
+    from ml.registry import Registry
+
+    settings, _, dates, *_, airflow, _ = nightly
+    for d, result in airflow["monitored"].items():  # in process: the first nights already drift
+        assert result["retrain"]["requested"] is True and result["drifted_importance"] >= settings.drift_retrain_share, d
+    # D1 closed the horizon of the snapshot a week before it: its realized performance was measured
+    realized = airflow["monitored"][dates[0]]["realized"]
+    assert realized["score_date"] == str(dates[0] - dt.timedelta(days=7)) and 0 < realized["roc_auc"] <= 1
+    (event,) = airflow["events"]
+    extra = json.loads(event[0])
+    assert (event[1], event[2]) == ("churn_nightly", "monitor_churn_retrain_request")
+    assert extra["night"] == str(dates[2]) and extra["retrain"]["requested"] is True
+    assert extra["retrain"]["reasons"][0].startswith("drift: features carrying") and extra["report"].endswith("drift.html")
+    (training,) = airflow["trainings"]
+    assert training[1] == "asset_triggered" and training[2] == "success", airflow["trainings"]
+    assert dict(airflow["training_tasks"]) == {"train_pipeline": "success", "report_decision": "success"}
+    registry = Registry(settings)
+    hist = registry.history(settings.model_name)
+    requests = hist[(hist["event"] == "retrain_request") & hist["night"].isin([str(d) for d in dates])]
+    assert requests["night"].tolist() == [str(d) for d in dates]  # D2's rerun in Airflow requested nothing new
+    gate = list(hist[hist["event"] == "gate"].itertuples())[-1]  # the last: the champion's own came first
+    assert gate.time > requests["time"].max() and gate.training_run
+    assert gate.trigger.startswith(f"night {dates[2]}: drift: features carrying"), gate.trigger
+    versions = registry.client.search_model_versions(f"name = '{settings.model_name}'")
+    assert gate.version == max(v.version for v in versions) and len(versions) >= 2
+
+
+def test_prometheus_has_every_metric_the_rules_and_dashboards_name_and_every_panel_returns_data(nightly):
+    """A real Prometheus scraped the Pushgateway every step of every night pushed to (in process and
+    in Airflow) and the predictor that served requests; its rules loaded and evaluated cleanly."""
+    from tests.helm.test_monitoring import builder, metric_names, rule_exprs
+
+    *_, airflow, watch = nightly
+    codes = airflow["served"]["codes"]
+    assert codes.count(200) == len(codes) - 2 and sorted(codes[-2:]) == [400, 404], codes
+    import time as clock
+
+    now = clock.time()
+    window = {"start": now - 3600, "end": now, "step": 5}
+    present = set(watch.query("label/__name__/values")["data"])
+    named = {m for _, e in rule_exprs() for m in metric_names(e)} | {
+        m for _, _, e in builder().queries() for m in metric_names(e)}
+    assert sorted(named - present) == [], "named by a rule or a panel, never seen by Prometheus"
+    empty = []
+    for board, title, expr in builder().queries():
+        answer = watch.query("query_range", query=expr, **window)
+        assert answer["status"] == "success", (board, title, expr, answer)
+        if not answer["data"]["result"]:
+            empty.append((board, title, expr))
+    assert empty == [], "panels whose query returned no data"
+    groups = watch.query("rules")["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == len(rule_exprs()) and {r["health"] for r in rules} == {"ok"}, rules
+    # what was pushed is what happened: the scheduled night's published rows, the monitor's verdict
+    pushed = watch.query("query", query='churn_rows_published{job="churn_nightly"}')["data"]["result"]
+    assert pushed and float(pushed[0]["value"][1]) > 250
+    drifted = watch.query("query", query='churn_drift_importance_share{job="churn_nightly"}')["data"]["result"]
+    assert float(drifted[0]["value"][1]) >= 0.10
+    firing = {a["labels"]["alertname"] for a in watch.query("alerts")["data"]["alerts"]}
+    assert "ChurnDriftOverThreshold" in firing and "ChurnNightlyMissing" not in firing, firing
