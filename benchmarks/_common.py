@@ -40,3 +40,28 @@ class PeakRSS:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+#: Categories of the synthetic feature rows (a categorical feature not named here: Yes / No).
+CATEGORIES = {"gender": ["Female", "Male"], "contract": ["Month-to-month", "One year", "Two year"],
+              "internet_service": ["DSL", "Fiber optic", "No"],
+              "payment_method": ["Bank transfer (automatic)", "Credit card (automatic)", "Electronic check",
+                                 "Mailed check"],
+              "region": ["North", "South", "East", "West"]}
+
+
+def synthetic_columns(n: int, rng) -> dict:
+    """One column per platform feature (churn.core.feature_defs), ``n`` rows: categories drawn
+    uniformly, 0/1 integers, gamma-distributed numbers. What the training and drift benchmarks
+    build their gold tables from, with a known churn process on top."""
+    from churn.core.feature_defs import FEATURES
+
+    cols = {}
+    for f in FEATURES:
+        if f.kind == "categorical":
+            cols[f.name] = rng.choice(CATEGORIES.get(f.name, ["Yes", "No"]), n)
+        elif f.dtype == "int":
+            cols[f.name] = rng.integers(0, 2, n).astype("int32")
+        else:
+            cols[f.name] = rng.gamma(2.0, 10.0, n)
+    return cols

@@ -39,16 +39,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from _common import PeakRSS  # noqa: E402
+from _common import PeakRSS, synthetic_columns  # noqa: E402
 
 SNAPSHOTS = 6
 TRAIN_PER_SNAPSHOT = 20_000
 D0 = dt.date(2026, 1, 4)
 NIGHT = D0 + dt.timedelta(days=7 * SNAPSHOTS + 14)
-CATS = {"gender": ["Female", "Male"], "contract": ["Month-to-month", "One year", "Two year"],
-        "internet_service": ["DSL", "Fiber optic", "No"],
-        "payment_method": ["Bank transfer (automatic)", "Credit card (automatic)", "Electronic check", "Mailed check"],
-        "region": ["North", "South", "East", "West"]}
 
 
 def frame(n: int, rng, drift: bool = False):
@@ -57,16 +53,7 @@ def frame(n: int, rng, drift: bool = False):
     import numpy as np
     import pandas as pd
 
-    from churn.core.feature_defs import FEATURES
-
-    cols = {}
-    for f in FEATURES:
-        if f.kind == "categorical":
-            cols[f.name] = rng.choice(CATS.get(f.name, ["Yes", "No"]), n)
-        elif f.dtype == "int":
-            cols[f.name] = rng.integers(0, 2, n).astype("int32")
-        else:
-            cols[f.name] = rng.gamma(2.0, 10.0, n)
+    cols = synthetic_columns(n, rng)
     if drift:
         cols["monthly_charges"] = cols["monthly_charges"] * 1.10
         cols["tickets_30d"] = cols["tickets_30d"] + rng.poisson(4.0, n)

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import PeakRSS  # noqa: E402
+from _common import PeakRSS, synthetic_columns  # noqa: E402
 
 SNAPSHOTS = 10
 D0 = dt.date(2026, 1, 4)
@@ -52,20 +52,11 @@ def synthesise(rows: int, home: Path, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     per = rows // SNAPSHOTS
     n = per * SNAPSHOTS
-    cats = {"gender": ["Female", "Male"], "contract": ["Month-to-month", "One year", "Two year"],
-            "internet_service": ["DSL", "Fiber optic", "No"], "payment_method": ["Bank transfer (automatic)",
-            "Credit card (automatic)", "Electronic check", "Mailed check"], "region": ["North", "South", "East", "West"]}
     cols: dict[str, np.ndarray] = {
         "customer_id": np.tile(np.array([f"C{i:08d}" for i in range(per)]), SNAPSHOTS),
         "snapshot_date": np.repeat([D0 + dt.timedelta(days=7 * k) for k in range(SNAPSHOTS)], per),
+        **synthetic_columns(n, rng),
     }
-    for f in FEATURES:
-        if f.kind == "categorical":
-            cols[f.name] = rng.choice(cats.get(f.name, ["Yes", "No"]), n)
-        elif f.dtype == "int":
-            cols[f.name] = rng.integers(0, 2, n).astype("int32")
-        else:
-            cols[f.name] = rng.gamma(2.0, 10.0, n)
     z = (-4.0 + 1.2 * (cols["contract"] == "Month-to-month") - 0.8 * (cols["contract"] == "Two year")
          + 0.5 * (cols["internet_service"] == "Fiber optic") + 0.03 * (cols["monthly_charges"] - 20)
          - 0.02 * cols["tenure_months"] + 0.04 * cols["late_invoices_90d"] - 0.02 * cols["sessions_30d"]
