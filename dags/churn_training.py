@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import sys
 
-import pendulum
 from airflow.sdk import DAG, Asset, chain
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
@@ -33,9 +32,10 @@ with DAG(
     # Sundays 04:00 UTC, and whenever the nightly's monitor requests a retrain (an event of the Asset
     # churn_retrain_request: drift or realized performance; the platform applies the cooldown before
     # it emits one). Trigger it by hand for any other off-cycle retrain.
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC"),
+    # No start_date: the weekly part starts with the next Sunday after the DAG is deployed (with a
+    # start_date, unpausing it would at once run the Sunday just gone: a training nobody asked for).
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC", run_immediately=False),
                                  assets=[Asset(name="churn_retrain_request")]),
-    start_date=pendulum.datetime(2026, 1, 4, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args={**DEFAULT_ARGS, "retries": 1},

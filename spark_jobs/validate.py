@@ -206,7 +206,7 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     docs_dir = Path(settings.reports_dir) / "validation" / "data_docs"
     rejected, summary = [], {}
     problems = volume_problems(settings, start, end)
-    gx_run = GXValidator(docs_dir, settings.validation_pandas_max_rows)
+    gx_run = GXValidator(docs_dir if settings.validation_data_docs else None, settings.validation_pandas_max_rows)
     for source in SOURCES:
         bronze = read_delta(spark, settings.table_uri("bronze", source), f"bronze/{source}",
                             "run the ingest step for this date first").where(predicate)
@@ -248,7 +248,8 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     }
     for source, n in sorted(counts.items()):
         log.warning("quarantined %d %s row(s) for %s..%s (see %s)", n, source, start, end, uri)
-    return {"quarantined": counts, "reports": str(out_dir), "data_docs": str(docs_dir / "index.html")}
+    return {"quarantined": counts, "reports": str(out_dir),
+            **({"data_docs": str(docs_dir / "index.html")} if settings.validation_data_docs else {})}
 
 
 def run_step(job: StepRun):

@@ -69,6 +69,9 @@ def make_settings(s3):
             # a test's days are a few hundred to a few thousand rows: compiling each query costs more
             # than it saves (measured: a quarter of a small night's Spark time)
             "CHURN_SPARK_CODEGEN": "false",
+            # GX's data docs (an HTML site rebuilt after every validation, ~2 s): only the session's
+            # lakehouse builds them, which tests/spark_jobs/test_lakehouse.py opens
+            "CHURN_VALIDATION_DATA_DOCS": "false",
         }
         if "CHURN_JARS_DIR" in os.environ:
             env["CHURN_JARS_DIR"] = os.environ["CHURN_JARS_DIR"]
@@ -135,7 +138,7 @@ def lakehouse(spark, make_settings, tmp_path_factory) -> SharedLake:
     manifest = generate_base(home, ML_CUSTOMERS, ML_D0, ML_DAYS, seed=5, horizon=ML_HORIZON, defects=DEFECT_KINDS,
                              defect_rate=LAKE_DEFECT_RATE, defect_mode="add", drift="price_rise",
                              drift_date=ML_DRIFT_DATE)
-    settings = make_settings(home, label_horizon_days=ML_HORIZON)
+    settings = make_settings(home, label_horizon_days=ML_HORIZON, validation_data_docs=True)
     build_lakehouse(settings, ML_D0, LAKE_PHASE_A_END, spark=spark, every=7)
     snap = ML_D0 + dt.timedelta(days=14)
     after_a = {

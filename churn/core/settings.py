@@ -87,6 +87,10 @@ class Settings:
     #: (same suites, same verdicts, no Spark job per metric); a larger one by GX's Spark engine.
     #: 0: always Spark.
     validation_pandas_max_rows: int = 500_000
+    #: Rebuild Great Expectations' data docs (the HTML site under ``<reports>/validation/data_docs``)
+    #: after each validation. false skips them (the JSON results are still written): about 2 s a
+    #: night that a test suite, which never opens them, saves.
+    validation_data_docs: bool = True
     #: The nightly waits for a date's drops (their completion markers) until this many hours after
     #: the day ends (UTC); then it fails, naming the missing drops (churn/landing.py).
     drops_deadline_hours: float = 6.0

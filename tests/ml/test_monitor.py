@@ -75,6 +75,20 @@ def test_a_rerun_of_the_night_replaces_its_rows_and_requests_nothing_new(monitor
     assert per_night == {QUIET: n_columns, DRIFTED: n_columns}
 
 
+def test_the_cooldown_holds_back_requests_for_its_days(monitored):
+    """After the drifted night's request, nights within CHURN_RETRAIN_COOLDOWN_DAYS request nothing;
+    the first night past it does."""
+    from ml.monitor import request_retrain
+
+    s, *_ = monitored
+    assert s.retrain_cooldown_days == 7
+    reasons = ["drift: as on the night before"]
+    within = request_retrain(s, DRIFTED + dt.timedelta(days=6), reasons, {})
+    assert within["requested"] is False and within["suppressed_by"].startswith(f"the request of night {DRIFTED}")
+    after = request_retrain(s, DRIFTED + dt.timedelta(days=7), reasons, {})
+    assert after == {"requested": True, "reasons": reasons, "night": str(DRIFTED + dt.timedelta(days=7))}
+
+
 def test_postgres_holds_the_verdicts_the_latest_night_and_the_realized_performance(monitored):
     from ml.evaluate import metrics
 
