@@ -491,7 +491,7 @@ def test_drifted_nights_request_a_retrain_once_each_and_airflow_trains_on_the_re
     assert gate.time > requests["time"].max() and gate.training_run
     assert gate.trigger.startswith(f"night {dates[2]}: drift: features carrying"), gate.trigger
     versions = registry.client.search_model_versions(f"name = '{settings.model_name}'")
-    assert gate.version == max(v.version for v in versions) and len(versions) >= 2
+    assert int(gate.version) == max(int(v.version) for v in versions) and len(versions) >= 2
 
 
 def test_prometheus_has_every_metric_the_rules_and_dashboards_name_and_every_panel_returns_data(nightly):

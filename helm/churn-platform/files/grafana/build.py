@@ -105,9 +105,9 @@ def online() -> dict:
             ('histogram_quantile(0.5, sum by (le) (rate(request_predict_seconds_bucket{model_name="churn"}[5m])))', "p50"),
             ('histogram_quantile(0.99, sum by (le) (rate(request_predict_seconds_bucket{model_name="churn"}[5m])))',
              "p99")], "s"),
-        panel("Error ratio (5xx)", [
-            ('sum(rate(churn_requests_total{code=~"5.."}[5m])) / sum(rate(churn_requests_total[5m]))', "5xx")],
-            "percentunit"),
+        panel("Error ratio (5xx)", [  # no 5xx at all is a ratio of 0, not a gap
+            ('(sum(rate(churn_requests_total{code=~"5.."}[5m])) or vector(0)) / sum(rate(churn_requests_total[5m]))',
+             "5xx")], "percentunit"),
         panel("Feature lookup latency p50 / p99", [
             ("histogram_quantile(0.5, sum by (le) (rate(churn_feature_lookup_seconds_bucket[5m])))", "p50"),
             ("histogram_quantile(0.99, sum by (le) (rate(churn_feature_lookup_seconds_bucket[5m])))", "p99")], "s"),
