@@ -139,9 +139,13 @@ def pending_request(history: pd.DataFrame) -> str:
     return f"night {last['night']}: {last['reason']}"
 
 
+def _stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+
+
 def output_dir(settings: Settings, name: str) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    return Path(settings.reports_dir) / "training" / name / stamp
+    """A local folder for one training's evaluation outputs (a local reports store)."""
+    return Path(settings.reports_dir) / "training" / name / _stamp()
 
 
 def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = None, spec: str | None = None,
@@ -162,21 +166,24 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
     t = time.time()
     model = fit_model(ts, params)
     timings["fit"] = time.time() - t
-    out = output_dir(settings, ts.name)
-    t = time.time()
-    ev = evaluate_model(settings, ts, model, out)
-    timings["evaluate"] = time.time() - t
-    result = {**{k: ev.metrics[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error",
-                                           "lift_top_10", "capture_top_10")},
-              "n_train": ts.split["n_train"], "n_valid": ts.split["n_valid"], "n_test": ts.split["n_test"],
-              "split": ts.split, "inputs": ts.lineage, "report": str(out / "report.html")}
-    if "oracle" in ev.extra:
-        result["oracle_roc_auc"] = ev.extra["oracle"]["oracle_roc_auc"]
-        result["auc_share_of_oracle"] = ev.extra["oracle"]["auc_share_of_oracle"]
-    if register:
+    from churn.core.reports import report_uri, staged
+
+    rel = f"training/{ts.name}/{_stamp()}"
+    with staged(settings, rel) as out:  # the reports store's folder, or one uploaded to S3 at the end
         t = time.time()
-        result.update(register_and_gate(settings, ts, model, ev, out, registry))
-        timings["register_and_gate"] = time.time() - t
+        ev = evaluate_model(settings, ts, model, out)
+        timings["evaluate"] = time.time() - t
+        result = {**{k: ev.metrics[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error",
+                                               "lift_top_10", "capture_top_10")},
+                  "n_train": ts.split["n_train"], "n_valid": ts.split["n_valid"], "n_test": ts.split["n_test"],
+                  "split": ts.split, "inputs": ts.lineage, "report": report_uri(settings, f"{rel}/report.html")}
+        if "oracle" in ev.extra:
+            result["oracle_roc_auc"] = ev.extra["oracle"]["oracle_roc_auc"]
+            result["auc_share_of_oracle"] = ev.extra["oracle"]["auc_share_of_oracle"]
+        if register:
+            t = time.time()
+            result.update(register_and_gate(settings, ts, model, ev, out, registry))
+            timings["register_and_gate"] = time.time() - t
     result["seconds"] = {k: round(v, 2) for k, v in timings.items()}
     return result
 

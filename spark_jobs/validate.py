@@ -199,11 +199,22 @@ def volume_problems(settings: Settings, start: dt.date, end: dt.date) -> list[st
 
 
 def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
-    predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
+    """Validate the drops of ``start``..``end``; results (JSON) and data docs (HTML) go to the reports
+    store (a folder, or S3: written locally, then uploaded, failed or not)."""
+    from churn.core.reports import report_uri, staged
+
     label = f"{start}_{end}" if start != end else str(start)
-    out_dir = Path(settings.reports_dir) / "validation" / label
-    out_dir.mkdir(parents=True, exist_ok=True)
-    docs_dir = Path(settings.reports_dir) / "validation" / "data_docs"
+    with staged(settings, f"validation/{label}") as out_dir, staged(settings, "validation/data_docs") as docs_dir:
+        result = _run(spark, settings, start, end, out_dir, docs_dir, report_uri(settings, f"validation/{label}"))
+    result["reports"] = report_uri(settings, f"validation/{label}")
+    if settings.validation_data_docs:
+        result["data_docs"] = report_uri(settings, "validation/data_docs/index.html")
+    return result
+
+
+def _run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date, out_dir: Path, docs_dir: Path,
+         where: str) -> dict:
+    predicate = f"ingest_date >= DATE'{start}' AND ingest_date <= DATE'{end}'"
     rejected, summary = [], {}
     problems = volume_problems(settings, start, end)
     gx_run = GXValidator(docs_dir if settings.validation_data_docs else None, settings.validation_pandas_max_rows)
@@ -235,7 +246,7 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     if problems:
         raise ValidationFailed(
             f"validation of {start}..{end} failed ({len(problems)} expectation(s)); nothing downstream was written:\n  "
-            + "\n  ".join(problems) + f"\n(details: {out_dir})"
+            + "\n  ".join(problems) + f"\n(details: {where})"
         )
     all_rejected = rejected[0]
     for r in rejected[1:]:
@@ -248,8 +259,7 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     }
     for source, n in sorted(counts.items()):
         log.warning("quarantined %d %s row(s) for %s..%s (see %s)", n, source, start, end, uri)
-    return {"quarantined": counts, "reports": str(out_dir),
-            **({"data_docs": str(docs_dir / "index.html")} if settings.validation_data_docs else {})}
+    return {"quarantined": counts}
 
 
 def run_step(job: StepRun):

@@ -1,4 +1,5 @@
-"""The reports store: where HTML and JSON reports people open are kept (``reports_dir``).
+"""The reports store: where HTML and JSON reports people open are kept (``reports_dir``):
+validation results and data docs, evaluation reports, drift reports, plots.
 
 A local folder in the embedded profile; ``s3://bucket/prefix`` (or ``s3a://``) in a cluster, with the
 same S3 settings as the lake (MinIO). pyarrow's filesystems do both, so a report is written the
@@ -8,7 +9,9 @@ same way wherever it goes. A report is written whole or not at all: to a tempora
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -57,3 +60,32 @@ def read_report(settings: Settings, relpath: str) -> bytes:
         return (Path(root) / relpath).read_bytes()
     with fs.open_input_stream(f"{root}/{relpath}") as f:
         return f.read()
+
+
+def is_remote(settings: Settings) -> bool:
+    return settings.reports_dir.startswith(("s3://", "s3a://"))
+
+
+@contextlib.contextmanager
+def staged(settings: Settings, relpath: str):
+    """A local folder for a tool that writes a tree of files (GX's data docs, an evaluation's plots):
+    the store's own folder when it is local; otherwise a temporary one, uploaded under ``relpath``
+    when the block ends (also when it fails: the results of a failed validation are what one
+    reads)."""
+    if not is_remote(settings):
+        folder = Path(_filesystem(settings)[1]) / relpath
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-report-") as tmp:
+        try:
+            yield Path(tmp)
+        finally:
+            upload_tree(settings, Path(tmp), relpath)
+
+
+def upload_tree(settings: Settings, folder: Path, relpath: str) -> None:
+    """Every file under ``folder`` to ``relpath`` in the store."""
+    for f in sorted(Path(folder).rglob("*")):
+        if f.is_file():
+            write_report(settings, f"{relpath.rstrip('/')}/{f.relative_to(folder).as_posix()}", f.read_bytes())
