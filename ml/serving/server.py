@@ -13,6 +13,7 @@ log = logging.getLogger("ml.serving")
 
 _ROUTE = re.compile(r"^/v[12]/(?:repository/)?models/([^/:]+)(?:/versions/([^/]+))?")
 _INFERENCE = re.compile(r"^/v1/models/[^/]+:predict$|^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
+_V2_INFER = re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
 
 
 def _requests_counter():
@@ -93,6 +94,14 @@ class GuardRoutes:
                 if too_big:
                     await JSONResponse({"error": f"request body: over the limit of {self.max_body} bytes "
                                                  "(CHURN_SERVE_MAX_BODY_BYTES)"}, status_code=413)(scope, receive, send)
+                    return
+                if (_V2_INFER.match(scope["path"]) and b"inference-header-content-length" not in headers
+                        and body.lstrip()[:1] != b"{"):
+                    # a v2 request is a JSON object; anything else (a list, a string, or Python's
+                    # `Infinity`, which KServe's error handler then fails to render: a 500) is the
+                    # client's mistake
+                    await JSONResponse({"error": "request body: expected a JSON object with \"inputs\" (Open "
+                                                 "Inference Protocol v2)"}, status_code=400)(scope, receive, send)
                     return
                 if (b"content-type" not in headers and b"inference-header-content-length" not in headers
                         and body.lstrip()[:1] in (b"{", b"[")):

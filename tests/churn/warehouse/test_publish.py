@@ -74,7 +74,7 @@ def query(settings, sql, *args):
 
 def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
     assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql", "0003_online_features.sql",
-                                    "0004_publisher_role.sql"]
+                                    "0004_publisher_role.sql", "0005_monitoring.sql"]
     assert db.upgrade(settings) == []
     comments = query(settings, "SELECT obj_description('churn.customer_scores'::regclass)")
     assert "one row per customer per score date" in comments[0][0]
@@ -97,7 +97,8 @@ def test_scores_published_under_0001_move_to_the_partitioned_table(settings, tmp
         for cid, reasons in (("A", REASONS), ("B", [])):
             conn.execute("INSERT INTO churn.customer_scores VALUES (%s, %s, 0.4, 1, 'high', %s, 'churn', '1', 'r1', %s)",
                          (cid, D1, psycopg.types.json.Jsonb(reasons), run))
-    assert db.upgrade(settings) == ["0002_partitioned_scores.sql", "0003_online_features.sql", "0004_publisher_role.sql"]
+    assert db.upgrade(settings) == ["0002_partitioned_scores.sql", "0003_online_features.sql", "0004_publisher_role.sql",
+                                    "0005_monitoring.sql"]
     rows = query(settings, "SELECT customer_id, reason_1_feature, reason_3_value, reason_3_contribution "
                            "FROM churn.customer_scores ORDER BY 1")
     assert rows == [("A", "contract", None, 0.125), ("B", None, None, None)]
@@ -235,7 +236,7 @@ def test_the_publisher_owns_only_what_it_swaps(make_settings, tmp_path, pg_url):
     publish(owner, D1)  # as the owner, before the role exists
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE churn_staging.scores_20260301_left (x int)")  # a killed publish's load
-    assert db.upgrade(owner) == ["0004_publisher_role.sql"]
+    assert db.upgrade(owner) == ["0004_publisher_role.sql", "0005_monitoring.sql"]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS pub_carol, pub_dave")
         conn.execute("CREATE ROLE pub_carol LOGIN IN ROLE churn_publisher")

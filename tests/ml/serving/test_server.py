@@ -163,6 +163,15 @@ def test_schemathesis_on_the_openapi_finds_no_5xx(served):
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 
+def test_a_v2_body_that_is_not_a_json_object_gets_a_400(served):
+    """Found by the property test below: Python's JSON reads `Infinity`, KServe then failed to render
+    its own error about it (a 500)."""
+    _, base, _, _, _ = served
+    for raw in (b"Infinity", b"NaN", b"[1, 2]", b'"customer_id"', b"  7"):
+        status, answer = call(f"{base}/v2/models/churn/infer", raw=raw)
+        assert status == 400 and "expected a JSON object" in answer["error"], (raw, status, answer)
+
+
 def test_property_based_requests_never_get_a_5xx(served):
     """Hypothesis builds near-valid v1 and v2 requests (right shapes, wrong values, stray fields)."""
     from hypothesis import HealthCheck, given, settings
