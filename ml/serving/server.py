@@ -95,14 +95,11 @@ class GuardRoutes:
                     await JSONResponse({"error": f"request body: over the limit of {self.max_body} bytes "
                                                  "(CHURN_SERVE_MAX_BODY_BYTES)"}, status_code=413)(scope, receive, send)
                     return
-                if (_V2_INFER.match(scope["path"]) and b"inference-header-content-length" not in headers
-                        and body.lstrip()[:1] != b"{"):
-                    # a v2 request is a JSON object; anything else (a list, a string, or Python's
-                    # `Infinity`, which KServe's error handler then fails to render: a 500) is the
-                    # client's mistake
-                    await JSONResponse({"error": "request body: expected a JSON object with \"inputs\" (Open "
-                                                 "Inference Protocol v2)"}, status_code=400)(scope, receive, send)
-                    return
+                if _V2_INFER.match(scope["path"]) and b"inference-header-content-length" not in headers:
+                    problem = _not_a_v2_body(body)
+                    if problem is not None:
+                        await JSONResponse({"error": problem}, status_code=400)(scope, receive, send)
+                        return
                 if (b"content-type" not in headers and b"inference-header-content-length" not in headers
                         and body.lstrip()[:1] in (b"{", b"[")):
                     # a JSON body without the header (tritonclient's v2 JSON requests): KServe would take
@@ -137,6 +134,26 @@ class GuardRoutes:
             return (f"model_version: {version!r} is not served; this server serves only the champion of "
                     f"{self.model_name} (leave model_version out)")
         return None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _not_a_v2_body(body: bytes) -> str | None:
+    """Why a v2 JSON body is the client's mistake before KServe reads it, or None. A v2 request is a
+    JSON object; and JSON has no NaN or Infinity, which Python's reader accepts and KServe's error
+    handler then fails to render back (a 500). Parsed only when those words appear at all."""
+    if body.lstrip()[:1] != b"{":
+        return "request body: expected a JSON object with \"inputs\" (Open Inference Protocol v2)"
+    if b"NaN" in body or b"Infinity" in body:
+        import json
+
+        try:
+            json.loads(body, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            return f"request body: not valid JSON ({exc}); send non-finite numbers as strings or leave them out"
+    return None
 
 
 async def unavailable(_, exc):

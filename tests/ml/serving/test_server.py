@@ -170,6 +170,14 @@ def test_a_v2_body_that_is_not_a_json_object_gets_a_400(served):
     for raw in (b"Infinity", b"NaN", b"[1, 2]", b'"customer_id"', b"  7"):
         status, answer = call(f"{base}/v2/models/churn/infer", raw=raw)
         assert status == 400 and "expected a JSON object" in answer["error"], (raw, status, answer)
+    # nor does JSON have NaN or Infinity, anywhere in the body (a string "NaN" is fine)
+    for raw in (b'{"": Infinity}', b'{"inputs": [{"name": "tenure_months", "datatype": "FP64", "shape": [1], '
+                                   b'"data": [NaN]}]}'):
+        status, answer = call(f"{base}/v2/models/churn/infer", raw=raw)
+        assert status == 400 and "is not a JSON number" in answer["error"], (raw, status, answer)
+    ok = {"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [1], "data": ["NaN"]}]}
+    status, answer = call(f"{base}/v2/models/churn/infer", ok)
+    assert status == 404 and "NaN" in json.dumps(answer), answer  # an unknown customer, read as one
 
 
 def test_property_based_requests_never_get_a_5xx(served):
