@@ -184,7 +184,6 @@ def night_sample(settings: Settings, d: dt.date, rows: int, seed: int | None = N
     batch by batch (memory bounded by the sample, whatever the night's size). The model that scored
     D and the row count come along."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     from churn.core.lake import delta_table
@@ -204,15 +203,14 @@ def night_sample(settings: Settings, d: dt.date, rows: int, seed: int | None = N
     picked, models = [], set()
     for batch in scores.to_batches(columns=["customer_id", SCORE, "model_name", "model_version"], filter=flt,
                                    batch_size=200_000):
-        models |= set(zip(batch.column("model_name").to_pylist()[:1], batch.column("model_version").to_pylist()[:1]))
-        keep = batch if share >= 1 else batch.filter(pa.array(rng.random(batch.num_rows) < share))
-        picked.append(keep.select(["customer_id", SCORE, "model_name", "model_version"]))
-    sample = pa.Table.from_batches(picked) if picked else None
-    versions = set(zip(pc.unique(sample.column("model_name")).to_pylist(), pc.unique(sample.column("model_version")).to_pylist())) \
-        if sample is not None and sample.num_rows else models
-    if len(versions) != 1:
-        raise InputError(f"monitor {d}: the night was scored by more than one model {sorted(versions)}; rescore it")
-    (model_name, model_version), = versions
+        t = pa.Table.from_batches([batch])
+        models |= {(r["model_name"], str(r["model_version"]))
+                   for r in t.group_by(["model_name", "model_version"]).aggregate([]).to_pylist()}
+        picked.append(t if share >= 1 else t.filter(pa.array(rng.random(t.num_rows) < share)))
+    if len(models) != 1:
+        raise InputError(f"monitor {d}: the night was scored by more than one model {sorted(models)}; rescore it")
+    (model_name, model_version), = models
+    sample = pa.concat_tables(picked)
     ids = sample.column("customer_id")
     feats = features_t.to_pyarrow_dataset().to_table(
         filter=(ds.field("snapshot_date") == ds.scalar(d)) & ds.field("customer_id").isin(ids))
@@ -389,11 +387,12 @@ def monitor(settings: Settings, d: dt.date, push: bool = True) -> dict:
     full = {**summary, "inputs": {k: meta[k] for k in ("features_version", "scores_version")},
             "columns": [asdict(c) for c in result.columns]}
     report = write_report(settings, f"drift/{d}/drift.html", html)
-    write_report(settings, f"drift/{d}/drift.json", json.dumps(full, indent=1, default=str).encode())
+    report_json = json.dumps(full, indent=1, default=str).encode()
+    write_report(settings, f"drift/{d}/drift.json", report_json)
     store_rows(settings, d, result, meta, report, performance)
     summary["report"] = report
     summary["mlflow_run"] = log_night(registry, d, summary, performance,
-                                      {"drift.html": html, "drift.json": json.dumps(full, default=str).encode()})
+                                      {"drift.html": html, "drift.json": report_json})
     summary["retrain"] = (request_retrain(settings, d, reasons, {"night": str(d), **result.summary(),
                                                                   "realized": summary.get("realized")}, registry)
                           if reasons else {"requested": False, "reasons": []})

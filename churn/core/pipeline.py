@@ -115,13 +115,6 @@ def _signal(raw: Any, where: str) -> dict:
     return dict(raw)
 
 
-def signalled(result: Any, when: str) -> bool:
-    """Whether a step's result asks for a signal: the value at the dotted key ``when`` is true."""
-    value = result
-    for key in when.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return bool(value)
-
 
 @lru_cache(maxsize=None)
 def declaration(path: Path = PIPELINES_FILE) -> dict:
