@@ -87,6 +87,7 @@ airflow-down:
 	bash local/airflow.sh down
 
 lock: | $(UV)
+	cd requirements && ../$(UV) pip compile -q runtime.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o runtime.lock
 	cd requirements && ../$(UV) pip compile -q platform.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o platform.lock
 	cd requirements && ../$(UV) pip compile -q airflow.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o airflow.lock
 

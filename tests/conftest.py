@@ -8,6 +8,7 @@ the same). Spark is configured once with the S3 endpoint, so local and s3a:// la
 from __future__ import annotations
 
 import os
+import subprocess
 
 # XGBoost's OpenMP threads spin while they wait (libgomp's default). In this process they share two
 # cores with the threads of the in-process S3 server and of py4j, and a Telco fit took 54 s instead
@@ -181,3 +182,18 @@ def pg_url(postgres):
     yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# One Airflow metadata database for the session (the DAG tests and the chart's worker pods), prepared
+# once by the platform's own `local/airflow.sh init`: migrated, with the lake writers' one-slot pool.
+# The end-to-end run, the kubernetes-profile checks and generate-dag-yaml use it side by side.
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "AIRFLOW"))}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")})
+    proc = subprocess.run(["bash", str(ROOT / "local" / "airflow.sh"), "init"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return home

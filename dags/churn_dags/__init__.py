@@ -59,10 +59,6 @@ def lake_writers_pool() -> str:
     return declaration()["platform"]["lake_writers_pool"]
 
 
-def platform_image() -> str:
-    return os.environ.get("CHURN_PLATFORM_IMAGE") or declaration()["platform"]["image"]
-
-
 #: How often a sensor step (``kind: sensor``) checks again.
 SENSOR_POKE = dt.timedelta(minutes=5)
 

@@ -1,13 +1,16 @@
 """The ``kubernetes`` profile: platform steps as pods and SparkApplications.
 
-* A Spark step (``kind: spark`` in churn/core/pipelines.yaml) becomes a SparkApplication (kubeflow spark-operator) rendered from
-  ``templates/spark-application.yaml``, run by :class:`ChurnSparkApplicationOperator`.
+* A Spark step (``kind: spark`` in churn/core/pipelines.yaml) becomes a SparkApplication (kubeflow
+  spark-operator) rendered from ``spark-application.yaml``, run by :class:`ChurnSparkApplicationOperator`.
 * Any other step (``churn db upgrade``, ``churn publish``, the training hand-off) runs as a pod of
-  the platform image via KubernetesPodOperator, on ``templates/step-pod.yaml``.
+  the platform image via KubernetesPodOperator, on ``step-pod.yaml``.
 
-Settings reach the containers only through Secrets; nothing secret is rendered into a manifest.
-``CHURN_K8S_SECRET`` holds the CHURN_* variables every step reads (lake, S3 and MLflow settings);
-``CHURN_K8S_DATABASE_SECRET`` holds ``CHURN_PG_URL`` (the publishing role) and is mounted only into
+Both templates, and the deployment's facts (``profile.yaml``: namespace, image, Secrets, service
+account), come from the Helm chart (helm/churn-platform/templates/spark.yaml), which renders them into
+a ConfigMap mounted at ``CHURN_K8S_TEMPLATES``: the chart and the DAGs never disagree on an image,
+a Secret or a resource. Settings reach the containers only through Secrets; nothing secret is
+rendered into a manifest. The jobs' Secret holds the CHURN_* variables every step reads (lake, S3
+and MLflow settings); the database Secret holds ``CHURN_PG_URL`` (the publishing role) and is mounted only into
 the pods of steps that read or write PostgreSQL (``postgres:`` in their declared reads or writes:
 ``db_upgrade``, ``publish``). Spark drivers and executors never receive the database credentials.
 
@@ -31,32 +34,33 @@ import os
 import re
 from pathlib import Path
 
-TEMPLATES = Path(__file__).with_name("templates")
-SPARK_TEMPLATE = TEMPLATES / "spark-application.yaml"
-POD_TEMPLATE = TEMPLATES / "step-pod.yaml"
+#: The deployment's templates and facts, from the churn-platform Helm chart's ConfigMap
+#: (``airflow.templatesConfigMap``), mounted into every Airflow pod at this path
+#: (helm/airflow/values.yaml): ``profile.yaml``, ``spark-application.yaml``, ``step-pod.yaml``.
+TEMPLATES_ENV = "CHURN_K8S_TEMPLATES"
+TEMPLATES_DEFAULT = "/opt/airflow/churn/k8s"
+
+
+def templates() -> Path:
+    folder = Path(os.environ.get(TEMPLATES_ENV) or TEMPLATES_DEFAULT)
+    missing = [f for f in ("profile.yaml", "spark-application.yaml", "step-pod.yaml") if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{TEMPLATES_ENV}={folder}: {', '.join(missing)} missing. The kubernetes profile reads the churn-platform "
+            "chart's ConfigMap (airflow.templatesConfigMap) mounted there; see helm/airflow/values.yaml")
+    return folder
 
 
 def config() -> dict:
-    """The profile's deployment facts, from the environment of the Airflow deployment."""
-    from churn_dags import platform_image
+    """The profile's deployment facts, as the chart rendered them (``profile.yaml``)."""
+    import yaml
 
-    env = os.environ.get
-    return {
-        "namespace": env("CHURN_K8S_NAMESPACE", "churn"),
-        "image": platform_image(),
-        "secret": env("CHURN_K8S_SECRET", "churn-platform-env"),
-        # CHURN_PG_URL (the publishing role) lives apart: only the pods of steps that touch
-        # PostgreSQL mount it, never a Spark driver or executor
-        "database_secret": env("CHURN_K8S_DATABASE_SECRET", "churn-platform-database"),
-        "service_account": env("CHURN_K8S_SERVICE_ACCOUNT", "churn-spark"),
-        "start_timeout": int(env("CHURN_K8S_START_TIMEOUT", "600")),
-        "driver_cores": int(env("CHURN_SPARK_DRIVER_CORES", "1")),
-        "driver_memory": env("CHURN_SPARK_DRIVER_MEMORY_K8S", "4g"),
-        "executors": int(env("CHURN_SPARK_EXECUTORS", "2")),
-        "executor_cores": int(env("CHURN_SPARK_EXECUTOR_CORES", "2")),
-        "executor_memory": env("CHURN_SPARK_EXECUTOR_MEMORY", "4g"),
-        "shuffle_partitions": int(env("CHURN_SPARK_SHUFFLE_PARTITIONS", "64")),
-    }
+    folder = templates()
+    cfg = yaml.safe_load((folder / "profile.yaml").read_text())
+    expected = {"namespace", "image", "database_secret", "service_account", "start_timeout_seconds"}
+    if set(cfg) != expected:
+        raise ValueError(f"{folder / 'profile.yaml'}: expected the keys {sorted(expected)}, got {sorted(cfg)}")
+    return {**cfg, "spark_template": folder / "spark-application.yaml", "pod_template": folder / "step-pod.yaml"}
 
 
 def _operator_class():
@@ -104,9 +108,10 @@ def spark_step(task_id: str, module: str, args: list[str], *, doc: str, timeout,
     return _operator_class()(
         task_id=task_id,
         namespace=cfg["namespace"],
-        application_file=str(SPARK_TEMPLATE.relative_to(TEMPLATES.parent.parent)),
-        params={**cfg, "name": f"churn-{task_id.replace('_', '-')}", "step": task_id, "script": script},
-        startup_timeout_seconds=cfg["start_timeout"],
+        # the template's text: Airflow renders it per run ({{ params.* }}, {{ ds }})
+        application_file=cfg["spark_template"].read_text(),
+        params={"name": f"churn-{task_id.replace('_', '-')}", "step": task_id, "script": script},
+        startup_timeout_seconds=cfg["start_timeout_seconds"],
         get_logs=True,
         reattach_on_restart=True,
         delete_on_termination=True,
@@ -136,16 +141,20 @@ def pod_step(task_id: str, module: str, args: list[str], *, doc: str, timeout, o
         image=cfg["image"],
         cmds=["python", "-m", module],
         arguments=args,
-        pod_template_file=str(POD_TEMPLATE),
-        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name))
-                  for name in (cfg["secret"], *([cfg["database_secret"]] if database else []))],
+        pod_template_file=str(cfg["pod_template"]),
+        # the template mounts the jobs' settings Secret; only a step that touches PostgreSQL adds the database's
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=cfg["database_secret"]))] if database else None,
         labels={"app.kubernetes.io/part-of": "churn-platform", "app.kubernetes.io/component": task_id},
         service_account_name=cfg["service_account"],
         on_finish_action="delete_pod",
         reattach_on_restart=True,
-        startup_timeout_seconds=cfg["start_timeout"],
+        startup_timeout_seconds=cfg["start_timeout_seconds"],
         get_logs=True,
         do_xcom_push=result,
+        # the XCom sidecar runs as unprivileged as the step (its resources: the connection's
+        # xcom_sidecar_container_resources, helm/airflow/pod-template.yaml)
+        xcom_sidecar_container_security_context=k8s.V1SecurityContext(
+            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])) if result else None,
         env_vars=[k8s.V1EnvVar(name="CHURN_RESULT_FILE", value=RESULT_FILE)] if result else None,
         doc_md=doc,
         execution_timeout=timeout,
