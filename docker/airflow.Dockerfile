@@ -27,7 +27,7 @@ ENV CHURN_PIPELINES_FILE=/opt/airflow/churn/pipelines.yaml \
     CHURN_AIRFLOW_PROFILE=kubernetes \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
-USER airflow
+USER 50000
 
 FROM airflow AS airflow-local
 COPY --from=platform /opt/java/openjdk /opt/java/openjdk

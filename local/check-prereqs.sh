@@ -37,12 +37,13 @@ if [ ! -x "${HELM:-$HOME/.cache/churn-platform/tools/helm-3.17.3/helm}" ]; then
     fi
   done
 fi
-# `check-prereqs.sh test` (make test): the monitoring checks (Prometheus, its Pushgateway, promtool)
-# and the report screenshots (headless Chromium) need Debian packages, installed here when missing
+# `check-prereqs.sh test` (make test): the monitoring checks (Prometheus, its Pushgateway, promtool),
+# the report screenshots (headless Chromium) and the compose file's check (docker-compose) need Debian packages, installed here when missing
 # and this is root (a fresh CI machine), otherwise named
 [ "${1:-}" = test ] || exit $fail
 missing=""
-for pair in prometheus:prometheus promtool:prometheus prometheus-pushgateway:prometheus-pushgateway chromium:chromium; do
+for pair in prometheus:prometheus promtool:prometheus prometheus-pushgateway:prometheus-pushgateway chromium:chromium \
+            docker-compose:docker-compose; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair##*:}"
 done
 missing=$(echo $missing | tr ' ' '\n' | sort -u | tr '\n' ' ')

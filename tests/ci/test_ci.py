@@ -1,0 +1,102 @@
+"""CI/CD files, offline: the Jenkinsfile linted by npm-groovy-lint (CodeNarc on the local Java), the Argo
+CD ApplicationSet and every Application it generates validated against the upstream CRD schemas, and
+both pointing at files and stages that exist."""
+
+import copy
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.support import k8s
+
+CI = ROOT / "ci"
+
+
+def groovy_lint(path: Path) -> subprocess.Popen:
+    binary = os.environ.get("CHURN_GROOVY_LINT") or str(
+        Path.home() / ".cache/churn-platform/tools/npm-groovy-lint-15.2.2/node_modules/.bin/npm-groovy-lint")
+    if not Path(binary).exists():
+        pytest.fail(f"npm-groovy-lint not found at {binary}: run `make test-tools` (or set CHURN_GROOVY_LINT)")
+    return subprocess.Popen([binary, "--noserver", "--output", "json", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def findings(proc: subprocess.Popen) -> list[tuple[str, str, str]]:
+    out, err = proc.communicate(timeout=180)
+    report = json.loads(out[out.index("{"):])
+    return [(e["severity"], e["rule"], f"{e.get('line')}: {e['msg']}") for f in report["files"].values() for e in f["errors"]]
+
+
+def test_the_jenkinsfile_passes_npm_groovy_lint(tmp_path):
+    broken = tmp_path / "Jenkinsfile"
+    broken.write_text((CI / "Jenkinsfile").read_text().replace("stages {", "stages {{", 1))
+    real, bad = groovy_lint(CI / "Jenkinsfile"), groovy_lint(broken)  # both at once: one JVM each
+    assert [f for f in findings(real) if f[0] in ("error", "warning")] == []
+    assert any(sev == "error" for sev, _, _ in findings(bad))  # the linter is live
+
+
+def test_the_jenkinsfile_runs_on_kubernetes_agents_and_goes_from_lint_to_gitops():
+    text = (CI / "Jenkinsfile").read_text()
+    stages = re.findall(r"stage\('([^']+)'\)", text)
+    assert stages == ["Lint", "Fast tests", "Full tests", "Images", "Chart", "Deploy to dev"]
+    pod = yaml.safe_load(re.search(r"yaml '''\n(.*?)'''", text, re.S).group(1))
+    assert k8s.validate(pod) == "kubernetes-validate"
+    for c in pod["spec"]["containers"]:
+        assert c["resources"]["requests"] and not c["image"].endswith(":latest") and ":" in c["image"], c["name"]
+    assert "/kaniko/executor" in text and "docker/platform.Dockerfile" in text and "docker/airflow.Dockerfile" in text
+    assert "helm package helm/churn-platform" in text and "helm push" in text
+    gitops = re.search(r"GITOPS_VALUES = '([^']+)'", text).group(1)
+    assert yaml.safe_load((ROOT / gitops).read_text())["image"]["tag"]  # the line the deploy stage rewrites
+    for target in re.findall(r"make ([\w-]+)", text):
+        assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M), target
+    assert "password" not in text.lower() or "--password-stdin" in text  # credentials come from Jenkins only
+
+
+def generated_applications(appset: dict) -> list[dict]:
+    """The Applications Argo CD generates from the list generator: the Go template's {{ .key }}
+    fields filled in, and templatePatch applied where its condition holds."""
+    (gen,) = appset["spec"]["generators"]
+    apps = []
+    for element in gen["list"]["elements"]:
+        text = json.dumps(appset["spec"]["template"])
+        for key, value in element.items():
+            text = text.replace("{{ .%s }}" % key, str(value))
+        assert "{{" not in text, text
+        app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **json.loads(text)}
+        patch = appset["spec"]["templatePatch"]
+        condition = re.match(r"\{\{- if \.(\w+) \}\}", patch.strip()).group(1)
+        if element[condition]:
+            body = yaml.safe_load("\n".join(line for line in patch.splitlines() if "{{" not in line))
+            app = copy.deepcopy(app)
+            app["spec"]["syncPolicy"].update(body["spec"]["syncPolicy"])
+        apps.append(app)
+    return apps
+
+
+def test_the_applicationset_and_its_applications_match_the_argo_cd_schemas():
+    appset = yaml.safe_load((CI / "argocd" / "applicationset.yaml").read_text())
+    assert k8s.validate(appset) == "argoproj.io/applicationset_v1alpha1.json"
+    apps = {a["metadata"]["name"]: a for a in generated_applications(appset)}
+    assert set(apps) == {"churn-platform-dev", "churn-platform-staging", "churn-platform-prod"}
+    for name, app in apps.items():
+        assert k8s.validate(app) == "argoproj.io/application_v1alpha1.json", name
+        env = name.rsplit("-", 1)[1]
+        platform, airflow, ref = app["spec"]["sources"]
+        for f in platform["helm"]["valueFiles"]:  # the chart's values of that environment exist
+            assert (ROOT / platform["path"] / f).is_file(), f
+        assert f"values-{env}.yaml" in platform["helm"]["valueFiles"]
+        assert airflow["chart"] == "airflow" and ref["ref"] == "platform"
+        for f in [*airflow["helm"]["valueFiles"], *(p["path"] for p in airflow["helm"]["fileParameters"])]:
+            assert (ROOT / f.replace("$platform/", "")).is_file(), f
+        # dev and staging sync on their own (pruning, healing drift); prod waits for an operator
+        assert ("automated" in app["spec"]["syncPolicy"]) == (env != "prod"), name
+    broken = copy.deepcopy(appset)
+    broken["spec"]["template"]["spec"]["syncPolicy"]["automatic"] = True
+    with pytest.raises(AssertionError, match="automatic"):
+        k8s.validate(broken)
