@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,7 @@ def test_the_jenkinsfile_runs_on_kubernetes_agents_and_goes_from_lint_to_gitops(
         assert c["resources"]["requests"] and not c["image"].endswith(":latest") and ":" in c["image"], c["name"]
     assert "/kaniko/executor" in text and "docker/platform.Dockerfile" in text and "docker/airflow.Dockerfile" in text
     assert "helm package helm/churn-platform" in text and "helm push" in text
-    gitops = re.search(r"GITOPS_VALUES = '([^']+)'", text).group(1)
-    assert yaml.safe_load((ROOT / gitops).read_text())["image"]["tag"]  # the line the deploy stage rewrites
+    assert 'ci/deploy_tag.py --env dev --tag "$TAG"' in text  # the GitOps step (checked below)
     for target in re.findall(r"make ([\w-]+)", text):
         assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M), target
     assert "password" not in text.lower() or "--password-stdin" in text  # credentials come from Jenkins only
@@ -94,9 +94,43 @@ def test_the_applicationset_and_its_applications_match_the_argo_cd_schemas():
         assert airflow["chart"] == "airflow" and ref["ref"] == "platform"
         for f in [*airflow["helm"]["valueFiles"], *(p["path"] for p in airflow["helm"]["fileParameters"])]:
             assert (ROOT / f.replace("$platform/", "")).is_file(), f
+        assert f"$platform/helm/airflow/values-{env}.yaml" in airflow["helm"]["valueFiles"]
         # dev and staging sync on their own (pruning, healing drift); prod waits for an operator
         assert ("automated" in app["spec"]["syncPolicy"]) == (env != "prod"), name
     broken = copy.deepcopy(appset)
     broken["spec"]["template"]["spec"]["syncPolicy"]["automatic"] = True
     with pytest.raises(AssertionError, match="automatic"):
         k8s.validate(broken)
+
+
+def test_deploy_tag_sets_one_release_where_both_charts_read_it(tmp_path):
+    """ci/deploy_tag.py on a copy of helm/: only the tag lines change, and both charts render the new
+    images (the platform's everywhere, the Airflow image in the pool job and in the Airflow values)."""
+    import shutil
+
+    from tests.support.chart import helm
+
+    shutil.copytree(ROOT / "helm", tmp_path / "helm")
+    before = {p: p.read_text() for p in (tmp_path / "helm").rglob("values-*.yaml")}
+    out = subprocess.run([sys.executable, str(CI / "deploy_tag.py"), "--env", "staging", "--tag", "4f2c9a1b7e30",
+                          "--root", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    changed = {p for p, text in before.items() if p.read_text() != text}
+    assert {p.relative_to(tmp_path).as_posix() for p in changed} == {
+        "helm/churn-platform/values-staging.yaml", "helm/airflow/values-staging.yaml"}
+    for p in changed:  # only the tag lines differ
+        diff = [(a, b) for a, b in zip(before[p].splitlines(), p.read_text().splitlines()) if a != b]
+        assert diff and all(b.strip() == 'tag: "4f2c9a1b7e30"' for _, b in diff), diff
+    chart = tmp_path / "helm" / "churn-platform"
+    rendered = helm("template", "churn", str(chart), "-f", str(chart / "values-staging.yaml"))
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    images = {c["image"] for d in docs for _, spec in k8s.pod_specs(d) for c in spec["containers"]}
+    assert {"ghcr.io/churn-platform/platform:4f2c9a1b7e30", "ghcr.io/churn-platform/airflow:4f2c9a1b7e30"} <= images
+    assert not {i for i in images if i.startswith("ghcr.io/churn-platform/") and not i.endswith(":4f2c9a1b7e30")}
+    airflow = yaml.safe_load((tmp_path / "helm" / "airflow" / "values-staging.yaml").read_text())
+    assert airflow["images"]["airflow"]["tag"] == "4f2c9a1b7e30"
+    for bad in (["--env", "qa", "--tag", "x1"], ["--env", "dev", "--tag", "latest"], ["--env", "dev", "--tag", "a b"]):
+        out = subprocess.run([sys.executable, str(CI / "deploy_tag.py"), *bad, "--root", str(tmp_path)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and ("--env" in out.stderr or "--tag" in out.stderr), (bad, out.stderr)
