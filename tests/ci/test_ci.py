@@ -28,18 +28,19 @@ def groovy_lint(path: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def findings(proc: subprocess.Popen) -> list[tuple[str, str, str]]:
+def lint_report(proc: subprocess.Popen) -> dict:
     out, err = proc.communicate(timeout=180)
-    report = json.loads(out[out.index("{"):])
-    return [(e["severity"], e["rule"], f"{e.get('line')}: {e['msg']}") for f in report["files"].values() for e in f["errors"]]
+    assert "{" in out, err[-2000:]
+    return json.loads(out[out.index("{"):])
 
 
-def test_the_jenkinsfile_passes_npm_groovy_lint(tmp_path):
-    broken = tmp_path / "Jenkinsfile"
-    broken.write_text((CI / "Jenkinsfile").read_text().replace("stages {", "stages {{", 1))
-    real, bad = groovy_lint(CI / "Jenkinsfile"), groovy_lint(broken)  # both at once: one JVM each
-    assert [f for f in findings(real) if f[0] in ("error", "warning")] == []
-    assert any(sev == "error" for sev, _, _ in findings(bad))  # the linter is live
+def test_the_jenkinsfile_passes_npm_groovy_lint():
+    report = lint_report(groovy_lint(CI / "Jenkinsfile"))
+    found = [(e["severity"], e["rule"], f"{e.get('line')}: {e['msg']}") for f in report["files"].values() for e in f["errors"]]
+    assert [f for f in found if f[0] in ("error", "warning")] == []
+    # the linter parsed the file and ran its rules over it: its info-level findings are there
+    assert report["summary"]["totalFilesLinted"] == 1 and report["summary"]["detectedRules"]
+    assert "NglParseError" not in report["summary"]["detectedRules"]
 
 
 def test_the_jenkinsfile_runs_on_kubernetes_agents_and_goes_from_lint_to_gitops():
