@@ -113,7 +113,7 @@ def test_deploy_tag_sets_one_release_where_both_charts_read_it(tmp_path):
 
     shutil.copytree(ROOT / "helm", tmp_path / "helm")
     before = {p: p.read_text() for p in (tmp_path / "helm").rglob("values-*.yaml")}
-    out = subprocess.run([sys.executable, str(CI / "deploy_tag.py"), "--env", "staging", "--tag", "4f2c9a1b7e30",
+    out = subprocess.run([sys.executable, str(CI / "deploy_tag.py"), "--env", "staging", "--tag", "release-7",
                           "--root", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     changed = {p for p, text in before.items() if p.read_text() != text}
@@ -121,16 +121,16 @@ def test_deploy_tag_sets_one_release_where_both_charts_read_it(tmp_path):
         "helm/churn-platform/values-staging.yaml", "helm/airflow/values-staging.yaml"}
     for p in changed:  # only the tag lines differ
         diff = [(a, b) for a, b in zip(before[p].splitlines(), p.read_text().splitlines()) if a != b]
-        assert diff and all(b.strip() == 'tag: "4f2c9a1b7e30"' for _, b in diff), diff
+        assert diff and all(b.strip() == 'tag: "release-7"' for _, b in diff), diff
     chart = tmp_path / "helm" / "churn-platform"
     rendered = helm("template", "churn", str(chart), "-f", str(chart / "values-staging.yaml"))
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     images = {c["image"] for d in docs for _, spec in k8s.pod_specs(d) for c in spec["containers"]}
-    assert {"ghcr.io/churn-platform/platform:4f2c9a1b7e30", "ghcr.io/churn-platform/airflow:4f2c9a1b7e30"} <= images
-    assert not {i for i in images if i.startswith("ghcr.io/churn-platform/") and not i.endswith(":4f2c9a1b7e30")}
+    assert {"ghcr.io/churn-platform/platform:release-7", "ghcr.io/churn-platform/airflow:release-7"} <= images
+    assert not {i for i in images if i.startswith("ghcr.io/churn-platform/") and not i.endswith(":release-7")}
     airflow = yaml.safe_load((tmp_path / "helm" / "airflow" / "values-staging.yaml").read_text())
-    assert airflow["images"]["airflow"]["tag"] == "4f2c9a1b7e30"
+    assert airflow["images"]["airflow"]["tag"] == "release-7"
     for bad in (["--env", "qa", "--tag", "x1"], ["--env", "dev", "--tag", "latest"], ["--env", "dev", "--tag", "a b"]):
         out = subprocess.run([sys.executable, str(CI / "deploy_tag.py"), *bad, "--root", str(tmp_path)],
                              capture_output=True, text=True, timeout=60)
