@@ -102,6 +102,11 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     from churn.runner import run_pipeline
     from tests.support.servers import Observability
 
+    t0 = time.monotonic()
+
+    def phase(what):  # where the fixture's time goes (pytest -s, or the report of a failure)
+        print(f"e2e {what}: {time.monotonic() - t0:.0f} s", flush=True)
+
     d3 = scheduled_night(now_clear_of_the_schedule())
     start = d3 - dt.timedelta(days=2)
     dates = [start + dt.timedelta(days=i) for i in range(3)]
@@ -109,6 +114,7 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     home = tmp_path_factory.mktemp("nightly-e2e")
     # the generator's drift knob: prices rise 10 % on D1
     generate_base(home, CUSTOMERS, history, HISTORY_DAYS + 3, seed=11, drift="price_rise", drift_date=dates[0])
+    phase("generated")
     db = f"e2e_{os.getpid()}"
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
@@ -130,12 +136,14 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     # then each date scored, published and monitored
     lakehouse = [s.name for s in load_pipeline("nightly").steps if s.ranges or not s.dated]
     run_pipeline(settings, history, dates[1], steps=lakehouse, every=7, spark=spark)
+    phase("history built")
     # the weekly snapshot a horizon before D1, scored: D1's monitor measures its realized performance
     run_pipeline(settings, dates[0] - dt.timedelta(days=7), steps=["score"], spark=spark)
     monitored = {}
     for d in dates[:2]:
         monitored[d] = run_pipeline(settings, d, steps=["score", "publish", "monitor"], spark=spark)["monitor"]
     in_order = {(t, dates[1]): partition(settings, *t, dates[1]) for t in PARTITIONED}
+    phase("D1, D2 scored, published, monitored")
 
     # 2. Airflow, as `make airflow` starts it, with both churn DAGs
     dags = home / "dags"
@@ -151,6 +159,7 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     up = subprocess.run([*airflow_sh, "up"], env=env, capture_output=True, text=True, timeout=300)
     try:
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        phase("airflow up")
         for _ in range(5):  # SQLite, the embedded metadata database, refuses a writer while the scheduler writes
             backfill = subprocess.run([str(AIRFLOW / "airflow"), "backfill", "create", "--dag-id", "churn_nightly",
                                        "--from-date", str(dates[1]), "--to-date", str(dates[2]),
@@ -177,10 +186,16 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
                 break
             assert time.time() < deadline, f"Airflow runs not done in 25 min: {runs} {trainings}"
             time.sleep(3)
+        phase("airflow runs done")
         tasks = metadata(airflow_home, "SELECT r.run_id, date(r.logical_date), t.task_id, t.state, t.pool, "
                                        "t.start_date, t.end_date, t.try_number FROM task_instance t JOIN dag_run r "
                                        "ON t.dag_id = r.dag_id AND t.run_id = r.run_id WHERE t.dag_id = 'churn_nightly'")
         training_tasks = metadata(airflow_home, "SELECT task_id, state FROM task_instance WHERE dag_id = 'churn_training'")
+        for t in sorted(tasks, key=lambda t: t[5] or ""):
+            print(f"  {t[1]} {t[2]:<32} {t[3]:<8} {t[5]} -> {t[6]}")
+        for t in metadata(airflow_home, "SELECT task_id, state, start_date, end_date FROM task_instance "
+                                        "WHERE dag_id = 'churn_training' ORDER BY start_date"):
+            print(f"  training {t[0]:<28} {t[1]:<8} {t[2]} -> {t[3]}")
         events = metadata(airflow_home, "SELECT e.extra, e.source_dag_id, e.source_task_id, e.source_run_id FROM "
                                         "asset_event e JOIN asset a ON a.id = e.asset_id "
                                         "WHERE a.name = 'churn_retrain_request'")
@@ -196,6 +211,7 @@ def nightly(spark, champion, make_settings, postgres, airflow_home, tmp_path_fac
     (home / "failed-publish.log").write_text(failed.stdout + failed.stderr)
     # 4. the predictor, scraped by Prometheus, answers some requests
     served = serve_some_requests(env, home, predictor_port, settings, dates[2])
+    phase("requests served")
     airflow = {"runs": runs, "tasks": tasks, "trainings": trainings, "training_tasks": training_tasks,
                "events": events, "monitored": monitored, "served": served}
     try:
