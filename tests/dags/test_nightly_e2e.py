@@ -521,7 +521,9 @@ def test_prometheus_has_every_metric_the_rules_and_dashboards_name_and_every_pan
     import time as clock
 
     now = clock.time()
-    window = {"start": now - 3600, "end": now, "step": 5}
+    # every second, as Prometheus scraped: the predictor's series live only the few seconds it served
+    # (then go stale), which a 5 s grid could step over
+    window = {"start": now - 3600, "end": now, "step": 1}
     present = set(watch.query("label/__name__/values")["data"])
     named = {m for _, e in rule_exprs() for m in metric_names(e)} | {
         m for _, _, e in builder().queries() for m in metric_names(e)}
