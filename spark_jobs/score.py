@@ -2,7 +2,8 @@
 
 The champion (MLflow alias) is loaded once on the driver and shipped to the executors as one
 broadcast (booster bytes + preprocessing); each Python worker deserialises it once and keeps it
-for every batch it scores (``mapInPandas`` over Arrow). Nothing is collected to the driver.
+for every batch it scores (``mapInArrow``: Arrow batches in, Arrow batches out, the reasons built
+as Arrow columns by :func:`ml.scoring.score_table`). Nothing is collected to the driver.
 
 Each row: customer id, score date, churn probability, risk decile (1 = the riskiest 10 % of the
 day, from approximate quantiles of the day's scores), risk band (``CHURN_RISK_BANDS`` thresholds),
@@ -17,7 +18,7 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -25,7 +26,7 @@ from churn.core.errors import InputError
 from churn.core.feature_defs import CATEGORICAL, FEATURES
 from churn.core.settings import Settings
 from churn.core.pipeline import StepRun
-from ml.scoring import score_frame
+from ml.scoring import score_table
 from spark_jobs.common import read_delta, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.score")
@@ -111,12 +112,12 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
     bc = spark.sparkContext.broadcast(payload)
     cols = ["customer_id", *payload["features"]]
 
-    def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _model_from_payload(bc.value)
         for batch in batches:
-            yield score_frame(model, batch, d, descriptions, bands)
+            yield from score_table(model, batch.to_pandas(), d, descriptions, bands).to_batches()
 
-    scored = day.select(*cols).mapInPandas(score_batches, SCORE_SCHEMA).persist()
+    scored = day.select(*cols).mapInArrow(score_batches, SCORE_SCHEMA).persist()
     try:
         n = scored.count()
         qs = decile_bounds(scored)
