@@ -40,6 +40,7 @@ def spark_conf(settings: Settings, app_name: str = "churn") -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.driver.memory": settings.spark_driver_memory,
+        **({"spark.executor.memory": settings.spark_executor_memory} if settings.spark_executor_memory else {}),
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -98,7 +99,8 @@ def get_spark(settings: Settings, app_name: str = "churn"):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     Path(settings.home).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
-    launch_only = ("spark.master", "spark.driver.memory", "spark.driver.extraJavaOptions", "spark.driver.extraClassPath")
+    launch_only = ("spark.master", "spark.driver.memory", "spark.driver.extraJavaOptions", "spark.driver.extraClassPath",
+                   "spark.executor.memory")
     for k, v in spark_conf(settings, app_name).items():
         if not (submitted and k in launch_only):
             builder = builder.config(k, v)

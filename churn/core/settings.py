@@ -62,6 +62,9 @@ class Settings:
     #: spark-operator in the kubernetes profile) keeps the master its launcher chose.
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
+    #: Memory of each executor on a cluster (standalone or Kubernetes; local[*] runs its tasks in the
+    #: driver). Empty: Spark's default (1g), or what the launcher set.
+    spark_executor_memory: str = ""
     spark_shuffle_partitions: int = 8
     #: How many of a step's per-source tables it writes at once (ingest's replaceWhere, silver's
     #: MERGE: one Spark job chain per table, in threads of one session). A small night is mostly fixed
@@ -134,6 +137,10 @@ class Settings:
     serve_lookup_timeout_seconds: float = 1.0
     #: Online predictor: PostgreSQL connections its lookups share.
     serve_pg_pool_size: int = 4
+    #: Online predictor: keep the newest published night's feature vectors in memory when the night
+    #: has at most this many customers (about 0.5 KB each: 500k ~ 250 MB per worker); a lookup of a
+    #: cached customer then never waits on PostgreSQL. 0: always look up in PostgreSQL.
+    serve_cache_customers: int = 500_000
     #: Container image of the platform (Spark jobs, training components, predictor); the default is
     #: the one churn/core/pipelines.yaml names for both environments.
     platform_image: str = ""
@@ -345,7 +352,7 @@ def load_settings(config_file: str | None = None, env: Mapping[str, str] | None 
 
 #: Settings with an inclusive range of valid values.
 _RANGES = {"serve_lookup_timeout_seconds": (0.05, 60), "serve_pg_pool_size": (1, 64), "serve_max_batch": (1, 10_000),
-           "publish_connections": (1, 16), "spark_table_writers": (1, 16)}
+           "serve_cache_customers": (0, 100_000_000), "publish_connections": (1, 16), "spark_table_writers": (1, 16)}
 
 
 def _validate(s: Settings) -> None:
