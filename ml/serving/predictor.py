@@ -6,7 +6,7 @@
   current model serving (and says so in the log).
 - A request names customers, whose features are read from ``churn.online_features`` (the newest
   published night), or carries full feature vectors; ``overrides`` change some features of a
-  customer for a what-if. Scoring is :func:`ml.scoring.score_frame`, the function the nightly
+  customer for a what-if. Scoring is :func:`ml.scoring.score_table`, the function the nightly
   batch runs: the same features and the same code give the same probability and reasons.
 - v1: ``/v1/models/churn:predict`` and ``:explain``; v2 (Open Inference Protocol):
   ``/v2/models/churn/infer`` plus metadata and readiness, served by KServe's ModelServer.
@@ -33,15 +33,17 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from churn.core.feature_defs import FEATURES
 from churn.core.settings import Settings
 from ml.model import ChurnModel
-from ml.scoring import score_frame
+from ml.scoring import score_table
 from ml.serving.contract import FeatureContract, Instance, InvalidRequest, UnknownCustomer, parse_v1, parse_v2
 
 log = logging.getLogger("ml.serving")
 MODEL_INFO = Gauge("churn_model_info", "The model version being served (value 1 on the served version's labels)",
                    ["model_name", "model_version", "model_run_id"])
-LOOKUP_SECONDS = Histogram("churn_feature_lookup_seconds", "Online feature lookup latency (PostgreSQL), per request",
-                           buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+LOOKUP_SECONDS = Histogram("churn_feature_lookup_seconds", "Online feature lookup latency (the in-memory night or PostgreSQL), per request",
+                           buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
 SCORED = Counter("churn_scored_total", "Rows scored online, by how their features were given", ["source"])
+CACHED = Gauge("churn_feature_cache_customers", "Customers of the newest night held in the predictor's memory")
+CACHE_HITS = Counter("churn_feature_cache_hits_total", "Requests whose customers' features came from the in-memory night")
 STORE_UP = Gauge("churn_feature_store_up", "1 while the online features (PostgreSQL) answer lookups, 0 while not")
 UNAVAILABLE = Counter("churn_requests_unavailable_total", "Requests answered 503 because the online features could not be read")
 REFUSED = Counter("churn_requests_refused_total", "Requests refused with a 4xx, by reason", ["reason"])
@@ -101,7 +103,7 @@ class ChampionWatcher:
         mv = self.registry.client.get_model_version(self.name, version)
         model = self.registry.load(self.name, version)
         contract = FeatureContract(model.prep, DEFINITIONS)
-        score_frame(model, _example_row(model, contract), dt.date.today(), DESCRIPTIONS, self.settings.risk_band_list)  # proves it scores
+        score_table(model, _example_row(model, contract), dt.date.today(), DESCRIPTIONS, self.settings.risk_band_list)  # proves it scores
         previous = self._current
         self._current = Champion(model, version, mv.run_id or "", contract, time.time())
         if previous is not None:
@@ -140,6 +142,34 @@ class FeatureStoreUnavailable(Exception):
         self.retry_after = retry_after
 
 
+class NightCache:
+    """One published night's feature vectors in memory: numbers as float64 columns (NaN: missing),
+    text as object columns (None: missing), and the row of each customer id. Immutable once built;
+    the store swaps in a new one when a newer night is published."""
+
+    def __init__(self, night: dt.date, table):
+        self.night = night
+        ids = table.column("customer_id").to_pylist()
+        self.index = dict(zip(ids, range(len(ids))))
+        self.columns = {}
+        for name in table.column_names[1:]:
+            col = table.column(name)
+            self.columns[name] = col.to_numpy(zero_copy_only=False) if col.type == "double" else \
+                np.array(col.to_pylist(), dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def get(self, ids: list[str], names: list[str]) -> dict[str, tuple] | None:
+        """The vectors of ``ids`` in ``names`` order, or None when one of them is not cached."""
+        try:
+            rows = [self.index[i] for i in ids]
+            cols = [self.columns[n] for n in names]
+        except KeyError:
+            return None
+        return {i: tuple(c[r] for c in cols) for i, r in zip(ids, rows)}
+
+
 class OnlineFeatures:
     """Feature vectors of the newest published night, by customer id, from ``churn.online_features``.
 
@@ -149,9 +179,16 @@ class OnlineFeatures:
     :class:`FeatureStoreUnavailable` within that time, whatever PostgreSQL does (a frozen server
     included). The store knows whether it is up (:attr:`available`): a failed lookup marks it down,
     a background probe marks it up again when PostgreSQL answers, so readiness follows the database
-    and the server recovers by itself."""
+    and the server recovers by itself.
 
-    def __init__(self, settings: Settings, probe_seconds: float = 1.0):
+    With ``serve_cache_customers`` > 0, a background thread keeps the newest published night in
+    memory (:class:`NightCache`, loaded with one ``COPY`` when the night has at most that many
+    customers, replaced within ``night_seconds`` of a newer night's publish): a lookup of a cached
+    customer answers without leaving the process, so it neither waits on PostgreSQL nor fails with
+    it. Customers not in the cache (unknown ones, or every one when the night is too large) are
+    looked up in PostgreSQL as above."""
+
+    def __init__(self, settings: Settings, probe_seconds: float = 1.0, night_seconds: float = 5.0):
         from concurrent.futures import ThreadPoolExecutor
 
         from psycopg_pool import ConnectionPool
@@ -181,6 +218,12 @@ class OnlineFeatures:
         self._closed = threading.Event()
         self._prober = threading.Thread(target=self._probe, name="feature-store-probe", daemon=True)
         self._prober.start()
+        self.cache: NightCache | None = None
+        self.cache_limit = settings.serve_cache_customers
+        self._night_seconds = night_seconds
+        if self.cache_limit:
+            self._cacher = threading.Thread(target=self._keep_cache, name="feature-cache", daemon=True)
+            self._cacher.start()
         STORE_UP.set(1)
         try:  # start knowing whether the store answers (bounded: the pool's timeout)
             with self.pool.connection() as conn:
@@ -228,6 +271,65 @@ class OnlineFeatures:
             self.night, self._night_checked = night, time.monotonic()
         return self.night
 
+    def _keep_cache(self) -> None:
+        """Every ``night_seconds``: is there a newer published night? Load it when it fits."""
+        skipped = failed = None
+        while not self._closed.is_set():
+            try:
+                with self.pool.connection(timeout=self.timeout) as conn:
+                    (night,) = conn.execute("SELECT max(score_date) FROM churn.scoring_runs "
+                                            "WHERE status = 'succeeded'").fetchone()
+                    current = self.cache.night if self.cache else None
+                    if night is not None and night != current and night != skipped:
+                        (n,) = conn.execute("SELECT count(*) FROM churn.online_features WHERE snapshot_date = %s",
+                                            (night,)).fetchone()
+                        if n > self.cache_limit:
+                            log.info("online features of %s: %d customers, more than CHURN_SERVE_CACHE_CUSTOMERS=%d: "
+                                     "looked up in PostgreSQL", night, n, self.cache_limit)
+                            skipped, self.cache = night, None
+                        else:
+                            t0 = time.monotonic()
+                            self.cache = NightCache(night, self._read_night(conn, night))
+                            CACHED.set(len(self.cache))
+                            log.info("online features of %s cached: %d customers in %.1f s", night, len(self.cache),
+                                     time.monotonic() - t0)
+            except Exception as exc:  # noqa: BLE001 - the cache is an optimisation: try again later
+                why = _why(exc)
+                if not self._closed.is_set() and why != failed:  # once per distinct problem
+                    log.warning("online features not cached (lookups go to PostgreSQL): %s", why)
+                failed = why
+            else:
+                failed = None
+            self._closed.wait(self._night_seconds)
+
+    @staticmethod
+    def _read_night(conn, night: dt.date):
+        """The night's rows as an Arrow table (one COPY, CSV parsed by Arrow): the platform's features."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        from psycopg import sql
+
+        have = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_schema = 'churn' AND table_name = 'online_features'")}
+        names = [f.name for f in FEATURES if f.name in have]
+        query = sql.SQL("COPY (SELECT customer_id, {} FROM churn.online_features WHERE snapshot_date = {}) "
+                        "TO STDOUT (FORMAT csv)").format(sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                                                         sql.Literal(night))
+        buf = io.BytesIO()
+        with conn.cursor().copy(query) as cp:
+            for chunk in cp:
+                buf.write(chunk)
+        types = {"customer_id": pa.string(), **{f.name: pa.string() if f.kind == "categorical" else pa.float64()
+                                                for f in FEATURES if f.name in have}}
+        buf.seek(0)
+        if not buf.getbuffer().nbytes:
+            return pa.schema(types).empty_table()
+        return pcsv.read_csv(buf, read_options=pcsv.ReadOptions(column_names=["customer_id", *names]),
+                             convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                                 quoted_strings_can_be_null=False))
+
     def lookup(self, ids: list[str], names: list[str]) -> tuple[dict[str, tuple], dt.date | None]:
         """The feature values found (customer id -> values in ``names`` order) and their night.
 
@@ -258,7 +360,14 @@ class OnlineFeatures:
         return {r[0]: r[1:] for r in rows}, night
 
     async def lookup_within(self, ids: list[str], names: list[str]) -> tuple[dict[str, tuple], dt.date | None]:
-        """:meth:`lookup` off the event loop, answered within the lookup timeout whatever happens."""
+        """The cached night's vectors when every id is cached; else :meth:`lookup` off the event loop,
+        answered within the lookup timeout whatever happens."""
+        cache = self.cache
+        if cache is not None:
+            found = cache.get(ids, names)
+            if found is not None:
+                CACHE_HITS.inc()
+                return found, cache.night
         future = asyncio.get_running_loop().run_in_executor(self._executor, self.lookup, ids, names)
         try:
             return await asyncio.wait_for(future, self.timeout + 0.1)
@@ -335,17 +444,16 @@ class ChurnPredictor(Model):
             cells[i, 1:] = [(np.nan if v is None else float(v)) if num else v
                             for num, v in zip(numeric, (values.get(n) for n in names))]
         frame = pd.DataFrame(cells, columns=["customer_id", *names])  # one block: no per-column cost
-        scored = score_frame(champion.model, frame, night or dt.date.today(), DESCRIPTIONS, self.bands)
+        scored = score_table(champion.model, frame, night or dt.date.today(), DESCRIPTIONS, self.bands)
         SCORED.labels("lookup").inc(sum(i.customer_id is not None for i in instances))
         SCORED.labels("payload").inc(sum(i.customer_id is None for i in instances))
         out = []
-        for inst, p, band, reasons in zip(instances, scored["churn_probability"].tolist(), scored["risk_band"].tolist(),
-                                          scored["reasons"].tolist()):
+        for inst, row in zip(instances, scored.to_pylist()):
             out.append({
                 "customer_id": inst.customer_id,
-                "churn_probability": p,
-                "risk_band": band,
-                "reasons": list(reasons),
+                "churn_probability": row["churn_probability"],
+                "risk_band": row["risk_band"],
+                "reasons": row["reasons"],
                 "model_name": self.name, "model_version": champion.version, "model_run_id": champion.run_id,
                 "feature_snapshot_date": str(night) if inst.customer_id is not None and night else None,
                 "overrides": sorted(inst.overrides) or None,

@@ -79,6 +79,8 @@ def served(spark, champion, make_settings, serving_pg, tmp_path_factory):
             time.sleep(0.5)
         else:
             pytest.fail(f"churn serve never became ready:\n{log.read_text()[-3000:]}")
+        while "churn_feature_cache_customers 0.0" in call(f"{base}/metrics")[1] and time.time() < deadline:
+            time.sleep(0.2)  # the night's features are loaded into memory in the background
         batch = DeltaTable(settings.table_uri("gold", "customer_scores")).to_pandas(filters=[("score_date", "=", D)])
         yield settings, base, result, batch.set_index("customer_id"), log
     finally:
@@ -151,6 +153,7 @@ def test_metrics_show_the_model_version_and_lookup_latency(served):
     assert status == 200
     assert f'churn_model_info{{model_name="churn",model_run_id="{result["run_id"]}",model_version="{result["version"]}"}} 1.0' in text
     assert "churn_feature_lookup_seconds_count" in text
+    assert f"churn_feature_cache_customers {float(len(served[3]))}" in text  # the whole night, in memory
 
 
 def test_schemathesis_on_the_openapi_finds_no_5xx(served):
@@ -274,6 +277,44 @@ def test_only_the_platforms_features_reach_the_lookup_sql(served):
         store.close()
 
 
+def test_the_in_memory_night_holds_what_postgresql_holds_and_only_when_it_fits(served):
+    """The predictor's cache of the newest night (one COPY into Arrow) gives every customer the
+    vector a PostgreSQL lookup gives; a night larger than CHURN_SERVE_CACHE_CUSTOMERS is not cached."""
+    import dataclasses
+    import math
+
+    from churn.core.feature_defs import FEATURES
+    from ml.serving.predictor import OnlineFeatures
+
+    settings, _, _, batch, _ = served
+    names = [f.name for f in FEATURES]
+    ids = sorted(batch.index)
+    stores = {limit: OnlineFeatures(dataclasses.replace(settings, serve_cache_customers=limit), night_seconds=0.2)
+              for limit in (len(ids), len(ids) - 1)}
+    try:
+        deadline = time.time() + 30
+        while stores[len(ids)].cache is None and time.time() < deadline:
+            time.sleep(0.1)
+        cache = stores[len(ids)].cache
+        assert cache is not None and cache.night == D and len(cache) == len(ids)
+        from_pg, _ = stores[len(ids)].lookup(ids, names)
+
+        def same(a, b) -> bool:
+            missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in (a, b)]
+            return all(missing) if any(missing) else a == b
+
+        got = cache.get(ids, names)
+        bad = [(c, n, got[c][k], from_pg[c][k]) for c in ids for k, n in enumerate(names)
+               if not same(got[c][k], from_pg[c][k])]
+        assert not bad, bad[:5]
+        assert cache.get([ids[0], "no-such-customer"], names) is None  # a miss goes to PostgreSQL
+        time.sleep(1.0)
+        assert stores[len(ids) - 1].cache is None
+    finally:
+        for store in stores.values():
+            store.close()
+
+
 def _timed(url: str, body=None, timeout: float = 10) -> tuple[int, object, float, dict]:
     """status, answer, seconds, headers of one request (a client that gives up after ``timeout``)."""
     data = json.dumps(body).encode() if body is not None else None
@@ -292,8 +333,9 @@ def _timed(url: str, body=None, timeout: float = 10) -> tuple[int, object, float
 def test_the_predictor_degrades_while_postgresql_is_locked_killed_or_stopped(served, serving_pg):
     """Under a steady load of lookups, three faults of the real PostgreSQL: the online table locked by
     another session, the predictor's backends terminated, the server stopped and started again.
-    Every answer is a correct 200 or a 503 with Retry-After, within the lookup bound (1 s) plus
-    slack, never a 500 or a hang; requests that carry their features keep getting 200; liveness and
+    Customers of the night the predictor holds in memory keep getting correct 200s; a lookup that
+    needs PostgreSQL (a customer not in that night) gets its 404, or a 503 with Retry-After while
+    the database cannot answer, within the lookup bound (1 s) plus slack, never a 500 or a hang; requests that carry their features keep getting 200; liveness and
     metrics stay fast; readiness says not ready while the database is away, and the server recovers
     by itself."""
     import threading
@@ -313,11 +355,12 @@ def test_the_predictor_degrades_while_postgresql_is_locked_killed_or_stopped(ser
                                  - batch.loc[ids[0], "churn_probability"]) <= 1e-6, answer
 
     results, stop = [], threading.Event()
+    unknown = [f"not-a-customer-{k}" for k in range(10)]  # not in the in-memory night: PostgreSQL answers
 
     def load(worker: int) -> None:
         i = worker
         while not stop.is_set():
-            c = ids[i % len(ids)]
+            c = ids[i % len(ids)] if i % 3 else unknown[i % len(unknown)]
             i += 4
             status, answer, seconds, headers = _timed(f"{base}/v1/models/churn:predict",
                                                       {"instances": [{"customer_id": c}]})
@@ -387,13 +430,15 @@ def test_the_predictor_degrades_while_postgresql_is_locked_killed_or_stopped(ser
                 w.result(timeout=30)
     assert results
     for c, status, answer, seconds, headers in results:
-        assert status in (200, 503), (c, status, answer)
         assert seconds < 2.5, (c, status, seconds)  # the 1 s bound, plus a loaded 2-core machine's slack
-        if status == 200:
+        if c in unknown:  # looked up in PostgreSQL: "unknown customer", or 503 while it cannot answer
+            assert status in (404, 503), (c, status, answer)
+            if status == 503:
+                assert headers.get("retry-after") == "1" and "cannot be read now" in answer["error"], answer
+        else:  # a customer of the in-memory night: answered through every fault, correctly
+            assert status == 200, (c, status, answer)
             got = answer["predictions"][0]
             assert got["customer_id"] == c and abs(got["churn_probability"] - batch.loc[c, "churn_probability"]) <= 1e-6
-        else:
-            assert headers.get("retry-after") == "1" and "cannot be read now" in answer["error"], answer
     for name in ("lock", "stop"):
         assert any(r[1] == 503 for r in during[name]), f"{name}: no request noticed the fault"
     statuses = {name: sorted({r[1] for r in rs}) for name, rs in during.items()}
