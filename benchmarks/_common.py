@@ -65,3 +65,22 @@ def synthetic_columns(n: int, rng) -> dict:
         else:
             cols[f.name] = rng.gamma(2.0, 10.0, n)
     return cols
+
+
+def add_json_argument(ap, name: str) -> None:
+    """``--json FILE``: where the benchmark writes its figures (default benchmarks/results/<name>.json)."""
+    from pathlib import Path
+
+    default = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    ap.add_argument("--json", default=str(default), metavar="FILE",
+                    help=f"write the figures as JSON here, to compare runs over time (default: {default})")
+
+
+def write_json(path: str, results) -> None:
+    import json
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"figures written to {out}")

@@ -128,8 +128,11 @@ def set_up(home: Path, customers: int, settings) -> None:
 
 
 def main() -> int:
+    from _common import add_json_argument, write_json
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
+    add_json_argument(ap, "drift")
     args = ap.parse_args()
 
     from churn.core.settings import load_settings
@@ -152,7 +155,7 @@ def main() -> int:
         finally:
             pg.stop()
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "drift.json").write_text(json.dumps(out, indent=1, default=str))
+    write_json(args.json, out)
     print(json.dumps(out, default=str))
     return 0
 

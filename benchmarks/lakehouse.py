@@ -75,11 +75,14 @@ def worker(customers: int, days: int, home: Path) -> dict:
 
 
 def main() -> int:
+    from _common import add_json_argument, write_json
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100000,1000000", help="customer counts, smallest first (the baseline)")
     ap.add_argument("--days", type=int, default=7, help="daily drops per size (features use the last one)")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--home", help=argparse.SUPPRESS)
+    add_json_argument(ap, "lakehouse")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.days, Path(args.home))))
@@ -107,7 +110,7 @@ def main() -> int:
         print(f"{step:10}{cells}   {ratio:>9.1f}x {mratio:>9.1f}x")
     print(f"{'spark start':10}" + "".join(f"{r['steps']['spark_start']['seconds']:>12.1f}s" + " " * 20 for r in results))
     Path(ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "lakehouse.json").write_text(json.dumps(results, indent=1))
+    write_json(args.json, results)
     return 0
 
 

@@ -1,36 +1,44 @@
-"""Nightly benchmark: score and publish a 1M-customer base, each figure next to its baseline.
+"""Nightly benchmark: one night of the whole pipeline per customer count, each figure next to its
+baseline or ceiling measured in the same run.
 
-    .venv/platform/bin/python benchmarks/nightly.py                     # 1M customers (about 25 min)
-    .venv/platform/bin/python benchmarks/nightly.py --customers 100000  # a quick look
+    .venv/platform/bin/python benchmarks/nightly.py                      # 200k and 1M (about 25 min)
+    .venv/platform/bin/python benchmarks/nightly.py --cluster            # + the 1M night on a standalone cluster
+    .venv/platform/bin/python benchmarks/nightly.py --customers 1000000,10000000   # 10M next to 1M (hours)
+    .venv/platform/bin/python benchmarks/nightly.py --customers 20000    # a quick look
 
-Set-up (timed, but not a figure): a small generated lakehouse (20k customers, 28 days, 7-day
-labels) trains the champion; the large base is generated for two days and the first day is built
-as history. Then, all in the same run:
+Set-up (timed, not a figure): a small generated lakehouse (20k customers, 28 days, 7-day labels)
+trains the champion. Then for each size: two daily drops are generated and the first day is built
+as history (``churn run``), and measured:
 
-1. end to end: ``churn nightly --date D`` as its own process (JVM start included) for the second
-   day: ingest -> validate -> silver -> features -> labels -> score -> publish; wall time and the
-   peak resident memory of the driver (Python), the JVM (driver + local executors) and the Python
-   workers (mapInPandas), sampled every 0.2 s.
-2. scoring throughput: ``spark_jobs.score.run`` (Delta features -> probabilities, deciles, bands,
-   top-3 reasons -> Delta) in a warm SparkSession, against the ceiling: bare ``xgboost`` doing the
-   same work on the same rows in this one process (delta-rs read, predict + contributions, top 3,
-   delta-rs write). The reasons' cost: probabilities alone vs exact SHAP (``pred_contribs``) vs
-   approximate (Saabas, ``approx_contribs``), compute only.
-3. publish throughput: ``churn.publish.publish`` (delta-rs read -> reasons as columns -> parallel
-   COPY into the day's new table -> reconcile + primary key -> partition swap) against a bare
-   single-connection ``COPY FROM STDIN`` of the same rows, already in memory, into a plain table
-   (the ceiling) and pandas ``to_sql`` of them (what a tutorial does; timed on a 100k-row sample,
-   its rows/s stated as such).
+1. the night: every step of the declared nightly (churn/core/pipelines.yaml) for the second day as
+   its own process, the way an Airflow task or a pod runs it (JVM start included): wall time and
+   peak resident memory of the step's process tree (Python driver, JVM, Python workers), sampled
+   every 0.2 s, with the Spark driver's heap at the platform default (4g; ``BENCH_DRIVER_MEMORY``).
+   With ``--cluster``, the largest size's night again on a Spark standalone cluster on loopback
+   (spark_jobs/standalone.py: master + 2 workers x 1 core; executors' memory counted as "cluster").
+2. scoring (at the largest size up to 1M, ``--score-at``): ``spark_jobs.score.run`` (Delta features ->
+   probabilities, deciles, bands, top-3 reasons -> Delta) in a warm SparkSession, against the
+   ceiling: plain xgboost + numpy + Arrow doing the same work on the same rows in one process
+   (delta-rs read, one ``pred_contribs`` call on all cores, vectorised top 3, Arrow reasons, sort
+   for deciles, delta-rs write), with the reasons' cost broken out (probabilities alone, Saabas).
+3. publishing: ``churn.publish.publish`` (delta-rs read -> reasons as columns -> parallel COPY of
+   the scores and of the online features into the day's new tables -> reconcile + primary keys ->
+   partition swap) against a bare single-connection ``COPY FROM STDIN`` of the same rows of both
+   tables, already in memory, into plain tables, and pandas ``to_sql`` of them (timed on a
+   100k-row sample of each). Rows/s count published customers (a score row and a feature row each).
+
+Prints the table and writes it as JSON (``--json``, default benchmarks/results/nightly.json):
+``scoring_share_of_ceiling``, and per size the steps' wall times and peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -38,6 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 D0 = dt.date(2026, 3, 1)
 D1 = D0 + dt.timedelta(days=1)
@@ -46,11 +55,12 @@ D1 = D0 + dt.timedelta(days=1)
 class PeakByRole:
     """Peak RSS of a process tree, split into the Python driver, the JVM and Python workers."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, cluster=()):
         import psutil
 
         self.root = psutil.Process(pid)
-        self.peak = {"driver": 0, "jvm": 0, "workers": 0, "total": 0}
+        self.cluster = [psutil.Process(p.pid) for p in cluster]  # standalone master/workers: executors below them
+        self.peak = {"driver": 0, "jvm": 0, "workers": 0, "cluster": 0, "total": 0}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -59,11 +69,16 @@ class PeakByRole:
         import psutil
 
         while not self._stop.is_set():
-            now = {"driver": 0, "jvm": 0, "workers": 0}
+            now = {"driver": 0, "jvm": 0, "workers": 0, "cluster": 0}
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.Error:
                 procs = []
+            for c in self.cluster:
+                try:
+                    now["cluster"] += sum(p.memory_info().rss for p in c.children(recursive=True))
+                except psutil.Error:
+                    pass
             for p in procs:
                 try:
                     rss = p.memory_info().rss
@@ -85,7 +100,7 @@ class PeakByRole:
 def settings_for(home: Path, **extra):
     from churn.core.settings import load_settings
 
-    env = {"CHURN_HOME": str(home), "CHURN_SPARK_DRIVER_MEMORY": os.environ.get("BENCH_DRIVER_MEMORY", "8g"),
+    env = {"CHURN_HOME": str(home), "CHURN_SPARK_DRIVER_MEMORY": os.environ.get("BENCH_DRIVER_MEMORY", "4g"),
            "CHURN_SPARK_SHUFFLE_PARTITIONS": "8", "CHURN_LABEL_HORIZON_DAYS": "7"}
     if "CHURN_JARS_DIR" in os.environ:
         env["CHURN_JARS_DIR"] = os.environ["CHURN_JARS_DIR"]
@@ -104,9 +119,12 @@ def timed(fn):
 
 
 def bare_scoring(s, descriptions: dict[str, str]) -> dict:
-    """The ceiling: the same rows, read, scored with reasons and written, in one process without Spark."""
+    """The ceiling: the same rows read, scored with reasons and written in one process, no Spark, the
+    way a plain xgboost + numpy + Arrow program does it: one ``pred_contribs`` call over all rows (all
+    cores), the top 3 positive contributions per row with ``argpartition``, the reasons column as an
+    Arrow list of structs from flat arrays, deciles from a sort, delta-rs write."""
     import numpy as np
-    import pandas as pd
+    import pyarrow as pa
     import xgboost as xgb
     from deltalake import write_deltalake
 
@@ -116,56 +134,71 @@ def bare_scoring(s, descriptions: dict[str, str]) -> dict:
     model = Registry(s).load(s.model_name, "champion")
     feats = model.feature_names
     t0 = time.perf_counter()
-    frame = delta_table(s, "gold", "customer_features").to_pandas(
+    table = delta_table(s, "gold", "customer_features").to_pyarrow_table(
         columns=["customer_id", *feats], filters=[("snapshot_date", "=", D1)])
+    frame = table.to_pandas()
     t_read = time.perf_counter() - t0
+    t_compute0 = time.perf_counter()
     x = model.prep.transform(frame)
     dm = xgb.DMatrix(x, enable_categorical=True)
+    t_dm = time.perf_counter() - t_compute0
     _, t_prob = timed(lambda: model.booster.inplace_predict(x, validate_features=False))
     approx, t_approx = timed(lambda: model.booster.predict(dm, pred_contribs=True, approx_contribs=True))
     del approx
     t1 = time.perf_counter()
     contrib = model.booster.predict(dm, pred_contribs=True)
     t_exact = time.perf_counter() - t1
+    t2 = time.perf_counter()
     values = contrib[:, :-1]
     prob = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1)))
-    top = np.argsort(-values, axis=1, kind="stable")[:, :3]
-    raw = frame[feats]
-    reasons = []
-    for i in range(len(frame)):  # the output rows: up to 3 positive contributions each
-        row = []
-        for j in top[i]:
-            c = float(values[i, j])
-            if c <= 0:
-                break
-            v = raw.iat[i, j]
-            row.append({"feature": feats[j], "description": descriptions.get(feats[j], feats[j]),
-                        "value": None if pd.isna(v) else str(v), "contribution": round(c, 6)})
-        reasons.append(row)
-    order = (-prob).argsort()
-    decile = np.empty(len(prob), dtype="int32")
-    decile[order] = np.minimum(np.arange(len(prob)) * 10 // len(prob) + 1, 10)
-    out = pd.DataFrame({"customer_id": frame["customer_id"], "score_date": D1, "churn_probability": prob,
-                        "risk_decile": decile, "reasons": reasons})
-    t_compute = time.perf_counter() - t0 - t_read
+    n = len(prob)
+    top = np.argpartition(-values, 2, axis=1)[:, :3]
+    top_c = np.take_along_axis(values, top, axis=1)
+    order = np.argsort(-top_c, axis=1)
+    top, top_c = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_c, order, axis=1)
+    keep = top_c > 0
+    rows = np.broadcast_to(np.arange(n)[:, None], top.shape)[keep]
+    cols = top[keep]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    by_feature = np.argsort(cols, kind="stable")  # gather each feature's values in one take, then reorder
+    pieces = []
+    for j in np.unique(cols):
+        col = table.column(feats[j]).take(pa.array(rows[by_feature[cols[by_feature] == j]]))
+        pieces.append(col.combine_chunks() if pa.types.is_string(col.type) else col.cast(pa.string()).combine_chunks())
+    back = np.empty_like(by_feature)
+    back[by_feature] = np.arange(len(by_feature))
+    value = pa.concat_arrays(pieces).take(pa.array(back))
+    names = pa.array(feats)
+    described = pa.array([descriptions.get(f, f) for f in feats])
+    reasons = pa.ListArray.from_arrays(pa.array(offsets), pa.StructArray.from_arrays(
+        [names.take(pa.array(cols)), described.take(pa.array(cols)), value,
+         pa.array(np.round(top_c[keep], 6))], names=["feature", "description", "value", "contribution"]))
+    decile = np.empty(n, dtype="int32")
+    decile[(-prob).argsort()] = np.minimum(np.arange(n) * 10 // n + 1, 10)
+    bands = np.array(["low", "medium", "high"])[(prob >= 0.1).astype(int) + (prob >= 0.3)]
+    out = pa.table({"customer_id": table.column("customer_id"), "score_date": pa.array(np.full(n, D1), pa.date32()),
+                    "churn_probability": prob, "risk_decile": decile, "risk_band": bands, "reasons": reasons})
+    t_rest = time.perf_counter() - t2
     with tempfile.TemporaryDirectory() as tmp:
-        t2 = time.perf_counter()
+        t3 = time.perf_counter()
         write_deltalake(tmp, out, mode="overwrite")
-        t_write = time.perf_counter() - t2
-    return {"rows": len(frame), "seconds": time.perf_counter() - t0 - t_prob - t_approx, "read": t_read,
-            "compute": t_compute - t_prob - t_approx, "write": t_write,
+        t_write = time.perf_counter() - t3
+    compute = t_dm + t_exact + t_rest
+    return {"rows": n, "seconds": t_read + compute + t_write, "read": t_read, "compute": compute, "write": t_write,
             "prob_only": t_prob, "exact_contribs": t_exact, "approx_contribs": t_approx}
 
 
 def publish_baselines(s, pg_url: str, sample: int) -> dict:
-    """The same rows as publish loads, already in memory (Arrow, reasons as columns, every column of
-    the row): a bare single-connection ``COPY FROM STDIN`` of them into a plain table (the ceiling:
-    no Delta read, no index, no swap) and pandas ``to_sql`` of a sample (what a tutorial does)."""
+    """The rows publish loads, already in memory (Arrow, every column of the row): the day's scores
+    (reasons as columns) and its online features (one row of 46 features per scored customer). The
+    ceiling: a bare single-connection ``COPY FROM STDIN`` of each into a plain table (no Delta read,
+    no index, no swap); what a tutorial does: pandas ``to_sql`` of a sample of each."""
     import pyarrow as pa
     import psycopg
     import sqlalchemy
 
-    from churn.warehouse.publish import _csv, _day, flatten_reasons
+    from churn.warehouse.publish import _csv, _day, _features_day, flatten_reasons
 
     meta, dataset, flt = _day(s, D1)
     parts = [flatten_reasons(b)[0] for b in dataset.to_batches(columns=["customer_id", "churn_probability", "risk_decile",
@@ -175,137 +208,206 @@ def publish_baselines(s, pg_url: str, sample: int) -> dict:
     for name, value in [("score_date", pa.array([D1] * n, pa.date32())), *[(k, pa.array([v] * n)) for k, v in meta["model"].items()],
                         ("scoring_run_id", pa.array(["00000000-0000-0000-0000-000000000000"] * n))]:
         rows = rows.append_column(name, value)
+    _, fdata, fflt, fcols = _features_day(s, D1)
+    feats = fdata.to_table(columns=fcols, filter=fflt)
+    feats = feats.append_column("snapshot_date", pa.array([D1] * feats.num_rows, pa.date32()))
     reasons = ", ".join(f"reason_{k}_feature text, reason_{k}_value text, reason_{k}_contribution double precision"
                         for k in (1, 2, 3))
+    feature_ddl = ", ".join(f"{c} {'text' if pa.types.is_string(feats.schema.field(c).type) else 'double precision'}"
+                            for c in fcols[1:])
+    tables = {"bench_scores": (rows, f"customer_id text, churn_probability double precision, risk_decile smallint, "
+                                     f"risk_band text, {reasons}, score_date date, model_name text, model_version text, "
+                                     f"model_run_id text, scoring_run_id uuid"),
+              "bench_features": (feats, f"customer_id text, {feature_ddl}, snapshot_date date")}
+    t_copy = 0.0
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS bench_copy (customer_id text, churn_probability double precision, "
-                     f"risk_decile smallint, risk_band text, {reasons}, score_date date, model_name text, "
-                     f"model_version text, model_run_id text, scoring_run_id uuid)")
-        conn.execute("TRUNCATE bench_copy")
-        t0 = time.perf_counter()
-        with conn.cursor().copy(f"COPY bench_copy ({', '.join(rows.column_names)}) FROM STDIN (FORMAT csv)") as cp:
-            for batch in rows.to_batches(max_chunksize=100_000):
-                cp.write(_csv(batch))
-        t_copy = time.perf_counter() - t0
+        for name, (table, ddl) in tables.items():
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
+            conn.execute(f"CREATE TABLE {name} ({ddl})")
+            t0 = time.perf_counter()
+            with conn.cursor().copy(f"COPY {name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)") as cp:
+                for batch in table.to_batches(max_chunksize=100_000):
+                    cp.write(_csv(batch))
+            t_copy += time.perf_counter() - t0
     engine = sqlalchemy.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
-    part = rows.slice(0, sample).to_pandas()
-    t0 = time.perf_counter()
-    part.to_sql("bench_to_sql", engine, if_exists="replace", index=False)  # as a tutorial does: its own table
-    t_to_sql = time.perf_counter() - t0
+    t_to_sql, to_sql_rows = 0.0, 0
+    for name, (table, _) in tables.items():
+        part = table.slice(0, sample).to_pandas()
+        t0 = time.perf_counter()
+        part.to_sql(f"{name}_to_sql", engine, if_exists="replace", index=False)  # as a tutorial does: its own table
+        t_to_sql += time.perf_counter() - t0
+        to_sql_rows += len(part)
     engine.dispose()
-    return {"rows": n, "copy_seconds": t_copy, "to_sql_rows": len(part), "to_sql_seconds": t_to_sql}
+    # rows/s are per published customer (its score row and its feature row), the unit publish reports
+    return {"rows": n, "copy_seconds": t_copy, "to_sql_rows": to_sql_rows // 2, "to_sql_seconds": t_to_sql}
+
+
+def run_night(s, env: dict, d: dt.date, cluster=None) -> dict:
+    """The declared nightly for ``d``, each step as its own process (``python -m <module> --date D``, as an
+    Airflow task or a pod runs it, JVM start included): wall time and peak memory per step. On a
+    standalone cluster the executors are the workers' children: their memory is counted as "cluster"."""
+    from churn.core.pipeline import load_pipeline
+
+    steps = {}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    for step in load_pipeline("nightly").steps:
+        say(f"    {step.name}")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", step.module, *step.argv(str(d))], env={**base, **env}, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        mem = PeakByRole(proc.pid, cluster.procs if cluster else ())
+        _, err = proc.communicate()
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"step {step.name} failed ({proc.returncode}):\n{err[-3000:]}")
+        steps[step.name] = {"seconds": round(seconds, 1), "peak_rss_mb": mem.stop()}
+    return {"seconds": round(sum(v["seconds"] for v in steps.values()), 1),
+            "peak_rss_mb": max(v["peak_rss_mb"]["total"] for v in steps.values()), "steps": steps}
+
+
+def one_size(n: int, base: Path, s_small, pg_url: str, args) -> dict:
+    """Everything measured at ``n`` customers."""
+    from churn.core.feature_defs import FEATURES
+    from churn.simulator import GeneratorConfig, generate
+    from churn.warehouse.publish import publish
+    from spark_jobs import score
+    from spark_jobs.session import get_spark
+    from spark_jobs.standalone import StandaloneCluster
+
+    say(f"{n:,} customers: two daily drops; {D0} built as history")
+    big = base / f"big-{n}"
+    generate(GeneratorConfig(customers=n, start=D0, days=2, seed=1, out=str(big / "raw"), oracle_dir=str(big / "oracle")))
+    s, env = settings_for(big, mlflow_uri=s_small.mlflow_tracking_uri, pg_url=pg_url)
+    env = {**env, "CHURN_MLFLOW_URI": s.mlflow_uri, "CHURN_PG_URL": pg_url}
+    hist = subprocess.run([sys.executable, "-m", "churn", "run", "--date", str(D0)], env={**os.environ, **env}, cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if hist.returncode != 0:
+        raise SystemExit(f"history {D0} failed:\n{hist.stderr[-3000:]}")
+    out = {"customers": n}
+    say(f"  the night {D1} on local[*], step by step")
+    out["night_local"] = run_night(s, env, D1)
+    if args.cluster and n == max(args.sizes_list):
+        say(f"  the night {D1} again on a standalone cluster (master + 2 workers x 1 core)")
+        with StandaloneCluster(workers=2, cores=1, memory=args.executor_memory) as cluster:
+            out["night_cluster"] = run_night(s, {**env, "CHURN_SPARK_MASTER": cluster.master,
+                                                 "CHURN_SPARK_EXECUTOR_MEMORY": args.executor_memory}, D1, cluster)
+    if n == args.score_at:
+        say("  scoring: the platform's Spark job in a warm session, then the ceiling on the same rows")
+        spark = get_spark(s, "bench-nightly")
+        scored, t_spark = timed(lambda: score.run(spark, s, D1))
+        spark.stop()  # the ceiling gets both cores to itself
+        bare = bare_scoring(s, {f.name: f.description for f in FEATURES})
+        out["scoring"] = {"rows": scored["rows"], "spark_seconds": round(t_spark, 1),
+                          "spark_rows_per_s": round(scored["rows"] / t_spark),
+                          "ceiling_seconds": round(bare["seconds"], 1), "ceiling_rows_per_s": round(bare["rows"] / bare["seconds"]),
+                          "share_of_ceiling": round(bare["seconds"] / t_spark * scored["rows"] / bare["rows"], 3),
+                          "ceiling_breakdown_s": {k: round(bare[k], 2) for k in ("read", "compute", "write")},
+                          "compute_only_s": {k: round(bare[k], 2) for k in ("prob_only", "approx_contribs", "exact_contribs")}}
+    say("  publishing: churn publish, bare COPY FROM STDIN, pandas to_sql")
+    published, t_publish = timed(lambda: publish(s, D1))
+    b = publish_baselines(s, pg_url, args.to_sql_sample)
+    pub, copy, to_sql = published["rows"] / t_publish, b["rows"] / b["copy_seconds"], b["to_sql_rows"] / b["to_sql_seconds"]
+    out["publish"] = {"rows": published["rows"], "seconds": round(t_publish, 2), "rows_per_s": round(pub),
+                      "bare_copy_seconds": round(b["copy_seconds"], 2), "bare_copy_rows_per_s": round(copy),
+                      "to_sql_rows": b["to_sql_rows"], "to_sql_rows_per_s": round(to_sql),
+                      "vs_copy": round(pub / copy, 3), "vs_to_sql": round(pub / to_sql, 1)}
+    shutil.rmtree(big, ignore_errors=True)
+    return out
 
 
 def main() -> int:
+    from _common import add_json_argument, write_json
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--customers", default="200000,1000000",
+                    help="customer counts, comma-separated, smallest first (10M: --customers 1000000,10000000)")
+    ap.add_argument("--score-at", type=int, help="the size whose scoring is compared with the ceiling "
+                                                 "(default: the largest size up to 1M)")
+    ap.add_argument("--cluster", action="store_true", help="also run the largest size's night on a standalone cluster")
+    ap.add_argument("--executor-memory", default="3g", help="each cluster executor's memory (with --cluster)")
     ap.add_argument("--to-sql-sample", type=int, default=100_000)
     ap.add_argument("--home", help="keep the benchmark's state here (default: a temporary folder)")
+    add_json_argument(ap, "nightly")
     args = ap.parse_args()
-    from churn.core.feature_defs import FEATURES
+    args.sizes_list = [int(x) for x in args.customers.split(",")]
+    args.score_at = args.score_at or max([n for n in args.sizes_list if n <= 1_000_000] or args.sizes_list)
     from churn.core.logs import setup as setup_logs
     from churn.core.net import free_port
     from churn.runner import build_lakehouse
     from churn.simulator import GeneratorConfig, generate
-    from churn.warehouse.publish import publish
     from churn.warehouse.server import Postgres
     from ml import train
-    from spark_jobs import score
     from spark_jobs.session import get_spark
 
     setup_logs()
     tmp = tempfile.TemporaryDirectory(prefix="bench-nightly-")
     base = Path(args.home or tmp.name)
-    n = args.customers
     pg = Postgres(base / "pg", free_port()).start()
+    sizes = []
     try:
         import psycopg
 
         with psycopg.connect(pg.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE churn")
         pg_url = pg.url.rsplit("/", 1)[0] + "/churn"
-
         say("set-up: a champion trained on a small generated lakehouse (20k customers, 28 days)")
         small = base / "train"
         generate(GeneratorConfig(customers=20_000, start=D0, days=28, seed=3, out=str(small / "raw"),
                                  oracle_dir=str(small / "oracle"), horizon=7))
         s_small, _ = settings_for(small)
-        spark = get_spark(s_small, "bench-nightly")
+        spark = get_spark(s_small, "bench-nightly-setup")
         build_lakehouse(s_small, D0, D0 + dt.timedelta(days=27), spark=spark, every=7)
         trained = train.run(s_small)
         assert trained["decision"] == "promoted", trained
-
-        say(f"set-up: {n:,} customers, two daily drops; {D0} built as history")
-        big = base / "big"
-        generate(GeneratorConfig(customers=n, start=D0, days=2, seed=1, out=str(big / "raw"), oracle_dir=str(big / "oracle")))
-        s, env = settings_for(big, mlflow_uri=s_small.mlflow_tracking_uri, pg_url=pg_url)
-        build_lakehouse(s, D0, D0, spark=spark)
-
-        say(f"1/3 end to end: churn nightly --date {D1} ({n:,} customers) as its own process")
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "churn", "nightly", "--date", str(D1)],
-                                env={**{k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}, **env,
-                                     "CHURN_MLFLOW_URI": s.mlflow_uri, "CHURN_PG_URL": pg_url},
-                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        mem = PeakByRole(proc.pid)
-        stdout, _ = proc.communicate()
-        e2e_seconds = time.perf_counter() - t0
-        peaks = mem.stop()
-        if proc.returncode != 0:
-            say("churn nightly failed")
-            return 1
-        nightly = json.loads(stdout.strip().splitlines()[-1])
-
-        say("2/3 scoring: the platform's Spark job in a warm session, then bare xgboost on the same rows")
-        scored, t_spark = timed(lambda: score.run(spark, s, D1))
-        descriptions = {f.name: f.description for f in FEATURES}
-        spark.stop()  # the ceiling gets both cores to itself
-        bare = bare_scoring(s, descriptions)
-
-        say("3/3 publishing: churn publish, bare COPY FROM STDIN, pandas to_sql")
-        published, t_publish = timed(lambda: publish(s, D1))
-        base_pub = publish_baselines(s, pg_url, args.to_sql_sample)
+        spark.stop()
+        for n in args.sizes_list:
+            sizes.append(one_size(n, base, s_small, pg_url, args))
     finally:
         pg.stop()
         tmp.cleanup()
-
-    rows = scored["rows"]
-    spark_rps = rows / t_spark
-    bare_rps = bare["rows"] / bare["seconds"]
-    pub_rps = published["rows"] / t_publish
-    copy_rps = base_pub["rows"] / base_pub["copy_seconds"]
-    to_sql_rps = base_pub["to_sql_rows"] / base_pub["to_sql_seconds"]
-    results = {
-        "customers": n, "cores": os.cpu_count(), "scored_rows": rows,
-        "end_to_end": {"seconds": round(e2e_seconds, 1), "nightly": nightly, "peak_rss_mb": peaks},
-        "scoring": {"spark_seconds": round(t_spark, 1), "spark_rows_per_s": round(spark_rps),
-                    "bare_seconds": round(bare["seconds"], 1), "bare_rows_per_s": round(bare_rps),
-                    "ratio": round(spark_rps / bare_rps, 3),
-                    "bare_breakdown_s": {k: round(bare[k], 2) for k in ("read", "compute", "write")},
-                    "compute_only_s": {k: round(bare[k], 2) for k in ("prob_only", "approx_contribs", "exact_contribs")}},
-        "publish": {"seconds": round(t_publish, 1), "rows_per_s": round(pub_rps),
-                    "bare_copy_seconds": round(base_pub["copy_seconds"], 1), "bare_copy_rows_per_s": round(copy_rps),
-                    "to_sql_rows": base_pub["to_sql_rows"], "to_sql_seconds": round(base_pub["to_sql_seconds"], 1),
-                    "to_sql_rows_per_s": round(to_sql_rps),
-                    "vs_copy": round(pub_rps / copy_rps, 3), "vs_to_sql": round(pub_rps / to_sql_rps, 1)},
-    }
-    c = results["scoring"]["compute_only_s"]
-    print(f"\nnightly benchmark: {n:,} customers, {rows:,} scored, {os.cpu_count()} cores")
-    print(f"{'figure':44} {'ours':>14} {'baseline':>16} {'ratio':>8}  target")
-    print(f"{'scoring rows/s (Spark, warm session)':44} {spark_rps:>14,.0f} {bare_rps:>12,.0f} bare {spark_rps / bare_rps:>7.0%}  >= 35 % of bare xgboost")
-    print(f"{'  reasons (compute only, bare)':44} {'exact SHAP ' + format(c['exact_contribs'], '.1f') + ' s':>14} "
-          f"{'prob ' + format(c['prob_only'], '.1f') + ' s':>16} {c['exact_contribs'] / max(c['prob_only'], 1e-9):>7.0f}x  "
-          f"(approx/Saabas {c['approx_contribs']:.1f} s)")
-    print(f"{'publish rows/s (COPY + swap)':44} {pub_rps:>14,.0f} {copy_rps:>11,.0f} COPY {pub_rps / copy_rps:>7.0%}  >= 70 % of bare COPY")
-    print(f"{'':44} {'':>14} {to_sql_rps:>9,.0f} to_sql {pub_rps / to_sql_rps:>7.1f}x  >= 10x to_sql "
-          f"({base_pub['to_sql_rows']:,}-row sample)")
-    print(f"{'end-to-end nightly (own process, JVM incl.)':44} {e2e_seconds:>13.1f}s")
-    print(f"{'peak RSS MB: driver / JVM / workers / total':44} {peaks['driver']:>6,} / {peaks['jvm']:,} / "
-          f"{peaks['workers']:,} / {peaks['total']:,}")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "nightly.json").write_text(json.dumps(results, indent=1, default=str))
+    results = {"cores": os.cpu_count(), "driver_memory": os.environ.get("BENCH_DRIVER_MEMORY", "4g"), "sizes": sizes}
+    report(results)
+    scored = next(x["scoring"] for x in sizes if "scoring" in x)
+    results["scoring_share_of_ceiling"] = scored["share_of_ceiling"]
+    write_json(args.json, results)
     return 0
+
+
+def report(results: dict) -> None:
+    sizes = results["sizes"]
+    first = sizes[0]
+    print(f"\nnightly benchmark, {results['cores']} cores, driver heap {results['driver_memory']}")
+    print(f"{'figure':46} {'ours':>16} {'baseline / ceiling':>24} {'ratio':>8}  target")
+    for x in sizes:
+        sc = x.get("scoring")
+        if sc:
+            c = sc["compute_only_s"]
+            print(f"{'scoring rows/s at ' + format(x['customers'], ',') + ' (Spark, warm)':46} {sc['spark_rows_per_s']:>16,} "
+                  f"{sc['ceiling_rows_per_s']:>16,} ceiling {sc['share_of_ceiling']:>7.0%}  >= 60 % of the ceiling")
+            print(f"{'  of which exact SHAP (compute only, ceiling)':46} {c['exact_contribs']:>15.1f}s "
+                  f"{'prob only ' + format(c['prob_only'], '.1f') + ' s':>24} {c['exact_contribs'] / max(c['prob_only'], 1e-9):>7.0f}x")
+    for x in sizes:
+        p = x["publish"]
+        print(f"{'publish rows/s at ' + format(x['customers'], ',') + ' (COPY + swap)':46} {p['rows_per_s']:>16,} "
+              f"{p['bare_copy_rows_per_s']:>19,} COPY {p['vs_copy']:>7.0%}  >= 70 % of bare COPY")
+        print(f"{'':46} {'':>16} {p['to_sql_rows_per_s']:>17,} to_sql {p['vs_to_sql']:>7.1f}x  >= 10x to_sql")
+    print(f"\n{'night, step by step (own processes)':30}" + "".join(f"{format(x['customers'], ','):>22}" for x in sizes)
+          + ("" if len(sizes) < 2 else f"{'growth':>10}"))
+    for name in first["night_local"]["steps"]:
+        cells = [x["night_local"]["steps"][name] for x in sizes]
+        row = "".join(f"{c['seconds']:>9.1f} s {c['peak_rss_mb']['total']:>7,} MB" for c in cells)
+        growth = "" if len(sizes) < 2 else f"{cells[-1]['seconds'] / max(cells[0]['seconds'], 1e-9):>9.1f}x"
+        print(f"  {name:28}{row}{growth}")
+    tot = [x["night_local"] for x in sizes]
+    growth = "" if len(sizes) < 2 else f"{tot[-1]['seconds'] / tot[0]['seconds']:>9.1f}x  (target: <= 12x per 10x customers)"
+    print(f"  {'whole night, local[*]':28}" + "".join(f"{t['seconds']:>9.1f} s {t['peak_rss_mb']:>7,} MB" for t in tot) + growth)
+    for x in sizes:
+        if "night_cluster" in x:
+            c = x["night_cluster"]
+            print(f"  {'whole night, standalone cluster (2 workers x 1 core) at ' + format(x['customers'], ',')}: "
+                  f"{c['seconds']:.1f} s, peak {c['peak_rss_mb']:,} MB (local[*]: {x['night_local']['seconds']:.1f} s)")
+            for name, v in c["steps"].items():
+                print(f"    {name:26} {v['seconds']:>8.1f} s  (local[*] {x['night_local']['steps'][name]['seconds']:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -143,10 +143,13 @@ def worker(rows: int, home: Path) -> dict:
 
 
 def main() -> int:
+    from _common import add_json_argument, write_json
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100000,1000000", help="customer-snapshots, smallest first")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--home", help=argparse.SUPPRESS)
+    add_json_argument(ap, "training")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.home))))
@@ -173,7 +176,7 @@ def main() -> int:
               f"{st['register_and_gate']['mlflow_log_register']:>13.1f} {st['mlflow_default_log_register']['seconds']:>16.1f} | "
               f"{st['metrics']['roc_auc']:.4f}")
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "training.json").write_text(json.dumps(results, indent=1))
+    write_json(args.json, results)
     return 0
 
 
