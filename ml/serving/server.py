@@ -186,7 +186,16 @@ def serve(settings: Settings, port: int = 8080, poll_seconds: float = 30.0) -> i
 
     app.add_middleware(GuardRoutes, model_name=model.name, max_body=settings.serve_max_body_bytes, unready=unready)
     app.add_exception_handler(FeatureStoreUnavailable, unavailable)
-    # per-request timings are Prometheus metrics (/metrics); KServe's per-request latency log lines
-    # would cost more than the feature lookup
-    ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])
+    server = ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False)
+    quiet_request_logs()
+    server.start([model])
     return 0
+
+
+def quiet_request_logs() -> None:
+    """No log line per request: KServe times every request into its ``kserve.trace`` log (even with
+    latency logging off) and uvicorn logs every access, two lines that cost more than a cached
+    lookup. The same timings and status codes are Prometheus metrics (/metrics); warnings and
+    errors still go to the log. Call after ``ModelServer()``, which configures logging."""
+    for name in ("kserve.trace", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
