@@ -280,8 +280,7 @@ class OnlineFeatures:
         while not self._closed.is_set():
             try:
                 with self.pool.connection(timeout=self.timeout) as conn:
-                    (night,) = conn.execute("SELECT max(score_date) FROM churn.scoring_runs "
-                                            "WHERE status = 'succeeded'").fetchone()
+                    night = self._newest_night(conn, max_age=0)
                     current = self.cache.night if self.cache else None
                     if night is not None and night != current and night != skipped:
                         (n,) = conn.execute("SELECT count(*) FROM churn.online_features WHERE snapshot_date = %s",
@@ -290,6 +289,7 @@ class OnlineFeatures:
                             log.info("online features of %s: %d customers, more than CHURN_SERVE_CACHE_CUSTOMERS=%d: "
                                      "looked up in PostgreSQL", night, n, self.cache_limit)
                             skipped, self.cache = night, None
+                            CACHED.set(0)
                         else:
                             t0 = time.monotonic()
                             self.cache = NightCache(night, self._read_night(conn, night))

@@ -70,7 +70,6 @@ def rows(settings, layer: str, name: str):
 
 def test_the_night_ran_on_the_cluster(two_runs):
     homes, _, proc, apps, _ = two_runs
-    print(apps)
     (app,) = apps  # one application: the whole night, on both workers' executors
     assert app["state"] == "FINISHED" and app["cores"] == 2, app
     assert "spark://127.0.0.1" in proc.stderr  # the steps' Spark log line names the master they ran on
