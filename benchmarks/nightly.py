@@ -362,6 +362,8 @@ def main() -> int:
         spark.stop()
         for n in args.sizes_list:
             sizes.append(one_size(n, base, s_small, pg_url, args))
+            # what is measured so far survives a failure at a larger size (the 10M run takes an hour)
+            write_json(args.json, {"cores": os.cpu_count(), "partial": True, "sizes": sizes})
     finally:
         pg.stop()
         tmp.cleanup()
