@@ -84,8 +84,17 @@ def _csv(table) -> bytes:
     return buf.getvalue()
 
 
+def _batches(dataset, columns: list[str], flt, batch_rows: int):
+    """D's rows of ``dataset``, ``batch_rows`` at a time, reading one file and one batch ahead: the
+    memory of a publish is a few batches whatever the night's size (Arrow's defaults read 4 files and
+    16 batches ahead: 4.7 GB at 10M customers)."""
+    return dataset.to_batches(columns=columns, filter=flt, batch_size=batch_rows, batch_readahead=1,
+                              fragment_readahead=1)
+
+
 def _day(settings: Settings, d: dt.date):
     """The Delta dataset of D's scores: its version, row count and model(s)."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     table = delta_table(settings, "gold", "customer_scores")
@@ -94,11 +103,16 @@ def _day(settings: Settings, d: dt.date):
                          f"run `churn score --date {d}` first")
     dataset = table.to_pyarrow_dataset()
     flt = ds.field("score_date") == ds.scalar(d)
-    models = dataset.to_table(columns=_MODEL, filter=flt).group_by(_MODEL).aggregate([("model_name", "count")])
-    expected = sum(models.column("model_name_count").to_pylist())
+    counts: dict[tuple, int] = {}  # (name, version, run id) -> rows, counted batch by batch
+    for batch in _batches(dataset, _MODEL, flt, 1_000_000):
+        part = pa.Table.from_batches([batch]).group_by(_MODEL).aggregate([("model_name", "count")])
+        for row in part.to_pylist():
+            key = tuple(row[c] for c in _MODEL)
+            counts[key] = counts.get(key, 0) + row["model_name_count"]
+    expected = sum(counts.values())
     if expected == 0:
         raise InputError(f"gold/customer_scores has no rows for {d}: run `churn score --date {d}` first")
-    found = models.select(_MODEL).to_pylist()
+    found = [dict(zip(_MODEL, key)) for key in counts]
     if len(found) != 1:
         raise ReconciliationFailed(f"publish {d}: gold/customer_scores@v{table.version()} holds scores of more than one "
                                    f"model for the day: {found}; rescore the day (`churn score --date {d}`)")
@@ -248,10 +262,9 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             scores.create(conn, {"score_date": d, "scoring_run_id": run_id, **model})
             online.create(conn, {"snapshot_date": d})
             described = _load(settings, f"churn_staging.{scores.load}", LOADED,
-                              dataset.to_batches(columns=_READ, filter=flt, batch_size=batch_rows), flatten_reasons)
+                              _batches(dataset, _READ, flt, batch_rows), flatten_reasons)
             _load(settings, f"churn_staging.{online.load}", feature_columns,
-                  features.to_batches(columns=feature_columns, filter=features_flt, batch_size=batch_rows),
-                  lambda batch: (batch, {}))
+                  _batches(features, feature_columns, features_flt, batch_rows), lambda batch: (batch, {}))
             load_seconds = time.time() - t0
             conn.execute("SET maintenance_work_mem = '256MB'")
             loaded = scores.seal(conn, meta["expected"], f"gold/customer_scores@v{meta['version']}")
