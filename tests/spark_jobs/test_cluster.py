@@ -1,9 +1,12 @@
 """The same jobs on a real Spark cluster: a standalone master and two workers (spark_jobs/standalone.py)
 on loopback, the jars shipped by ``spark.jars`` as on Kubernetes.
 
-One night of the session's lakehouse runs twice from the same state: in this process on the session's
-``local[2]``, and as ``churn run`` against the cluster (driver, two executors and their Python workers,
-each its own process). Every lake table the night writes must then hold the same rows.
+The session's lakehouse was built on its ``local[2]``, its last night included. A copy of it runs that
+night again as ``churn run`` against the cluster (driver, two executors and their Python workers, each
+its own process): ingest to scoring. Another copy, the reference, only has the night scored in this
+process on ``local[2]``. Every lake table must then hold the same rows in both: what the cluster wrote
+for the night equals what ``local[2]`` wrote for it (a rerun replaces a night's rows, tested in
+tests/spark_jobs/test_lakehouse.py, so the night's second run on the cluster must give them again).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def two_runs(spark, lakehouse, champion, make_settings, tmp_path_factory):
         shutil.copytree(lakehouse.home / "lake", home / "lake")
         homes[name] = make_settings(home, raw_uri=str(lakehouse.home / "raw"), label_horizon_days=ML_HORIZON,
                                     mlflow_uri=champion[0].mlflow_tracking_uri)
-    local = run_pipeline(homes["local"], NIGHT, steps=STEPS, spark=spark)
+    copied = {t: delta_table(homes["cluster"], *t).version() for t in tables(homes["cluster"])}
+    local = run_pipeline(homes["local"], NIGHT, steps=["score"], spark=spark)  # the rest: the session's build
     with StandaloneCluster(workers=2, cores=1, memory="1g") as cluster:
         s = homes["cluster"]
         env = {**os.environ, **s.as_env(), "CHURN_SPARK_MASTER": cluster.master,
@@ -47,7 +51,7 @@ def two_runs(spark, lakehouse, champion, make_settings, tmp_path_factory):
                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-4000:]
         apps = cluster.state()["completedapps"]
-    return homes, local, proc, apps, trained
+    return homes, local, proc, apps, trained, copied
 
 
 def tables(settings) -> list[tuple[str, str]]:
@@ -69,14 +73,22 @@ def rows(settings, layer: str, name: str):
 
 
 def test_the_night_ran_on_the_cluster(two_runs):
-    homes, _, proc, apps, _ = two_runs
+    homes, _, proc, apps, *_ = two_runs
     (app,) = apps  # one application: the whole night, on both workers' executors
     assert app["state"] == "FINISHED" and app["cores"] == 2, app
     assert "spark://127.0.0.1" in proc.stderr  # the steps' Spark log line names the master they ran on
 
 
+def test_the_cluster_rewrote_the_night_rather_than_skipping_it(two_runs):
+    """A rerun is not a no-op: each step committed to its tables again (else equal rows prove nothing)."""
+    homes, *_, copied = two_runs
+    grew = {t for t in tables(homes["cluster"]) if delta_table(homes["cluster"], *t).version() > copied.get(t, -1)}
+    assert {("bronze", "usage"), ("silver", "customers"), ("gold", "customer_features"),
+            ("gold", "customer_scores")} <= grew, sorted(grew)
+
+
 def test_every_table_the_night_writes_has_the_same_rows_on_the_cluster_as_on_local(two_runs):
-    homes, local, _, _, trained = two_runs
+    homes, local, _, _, trained, _ = two_runs
     assert local["score"]["version"] == trained["version"]
     names = tables(homes["local"])
     assert names == tables(homes["cluster"])
