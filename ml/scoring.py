@@ -47,12 +47,6 @@ def score_table(model, frame: pd.DataFrame, score_date: dt.date, descriptions: d
                      pa.array(prob, pa.float64()), _BANDS.take(pa.array(band)), reasons], schema=SCHEMA)
 
 
-def risk_deciles(prob: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Risk decile of each probability, 1 = the riskiest: 10 minus how many of the day's nine decile
-    bounds (its 10 %, ..., 90 % quantiles, ascending) lie strictly below it."""
-    return (10 - np.searchsorted(bounds, prob, side="left")).astype(np.int32)
-
-
 def top_reasons(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (row, feature) positions of each row's reasons, row by row, largest contribution first:
     up to :data:`REASONS` features with a positive contribution (ties: the earlier feature), and how

@@ -6,10 +6,10 @@ for every batch it scores (``mapInArrow``: Arrow batches in, Arrow batches out, 
 as Arrow columns by :func:`ml.scoring.score_table`). Nothing is collected to the driver.
 
 Each row: customer id, score date, churn probability, risk decile (1 = the riskiest 10 % of the
-day, from approximate quantiles of the day's probabilities: :func:`ml.scoring.risk_deciles`), risk
-band (``CHURN_RISK_BANDS`` thresholds), the top 3 reasons (the features pushing the risk up most for
-that customer: name, description, value and SHAP contribution from XGBoost's ``pred_contribs``),
-and the model's name, version and run id. Partitioned by ``score_date``; a rerun of D replaces D (``replaceWhere``).
+day, from approximate quantiles of the day's scores), risk band (``CHURN_RISK_BANDS`` thresholds),
+the top 3 reasons (the features pushing the risk up most for that customer: name, description,
+value and SHAP contribution from XGBoost's ``pred_contribs``), and the model's name, version and
+run id. Partitioned by ``score_date``; a rerun of D replaces D (``replaceWhere``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,14 +26,14 @@ from churn.core.errors import InputError
 from churn.core.feature_defs import CATEGORICAL, FEATURES
 from churn.core.settings import Settings
 from churn.core.pipeline import StepRun
-from ml.scoring import risk_deciles, score_table
+from ml.scoring import score_table
 from spark_jobs.common import read_delta, replace_where, spark_step_main
 
 log = logging.getLogger("spark_jobs.score")
 TABLE = ("gold", "customer_scores")
 SCORE_SCHEMA = (
     "customer_id string, score_date date, churn_probability double, risk_band string, "
-    "reasons array<struct<feature:string,description:string,value:string,contribution:double>>, risk_decile int"
+    "reasons array<struct<feature:string,description:string,value:string,contribution:double>>"
 )
 _CACHE: dict[str, object] = {}  # per Python worker: model version -> ChurnModel
 
@@ -85,19 +84,25 @@ def check_signature(features: DataFrame, payload: dict, uri: str) -> None:
                          f"signature in {uri}: {', '.join(wrong)}")
 
 
-def decile_bounds(probs: DataFrame, rel_error: float = 1e-5) -> list[float]:
-    """The 10 %, 20 %, ... 90 % quantiles of the day's probabilities (no global sort, no collect).
-    Spark's summaries keep every value of a day under ``1 / rel_error`` customers (100k), so there
-    the bounds are exact and a rerun on other files or executors gives the same deciles; above it a
-    bound is off by at most ``rel_error`` of the day's rank (100 customers in 10M)."""
-    return probs.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], rel_error)
+def deciles(scored: DataFrame, rel_error: float = 1e-5, qs: list[float] | None = None) -> DataFrame:
+    """Risk decile from approximate quantiles of the day's probabilities (no global sort, no collect)."""
+    qs = qs if qs is not None else decile_bounds(scored, rel_error)
+    # decile 1 = the riskiest: above the 90th percentile
+    expr = F.lit(10)
+    for i, q in enumerate(qs, start=1):  # q = i-th decile boundary (10 %, 20 %, ...)
+        expr = F.when(F.col("churn_probability") > F.lit(q), F.lit(10 - i)).otherwise(expr)
+    return scored.withColumn("risk_decile", expr.cast("int"))
+
+
+def decile_bounds(scored: DataFrame, rel_error: float = 1e-5) -> list[float]:
+    """The 10 %, 20 %, ... 90 % quantiles of the day's probabilities. Spark's summaries keep every
+    value of a day under ``1 / rel_error`` customers (100k), so there the bounds are exact and a rerun
+    on other files or executors gives the same deciles; above it a bound is off by at most
+    ``rel_error`` of the day's rank (100 customers in 10M)."""
+    return scored.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], rel_error)
 
 
 def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
-    """Two passes over the day's features, nothing persisted: the probabilities alone (a plain
-    ``predict``, a few per cent of the work) give the day's decile bounds; then each batch is scored in
-    full (SHAP reasons) with its deciles from those bounds and streamed into the Delta write. The run's
-    counts are read back from what was written."""
     uri_features = settings.table_uri("gold", "customer_features")
     features = read_delta(spark, uri_features, "gold/customer_features", "run the features step first")
     day = features.where(F.col("snapshot_date") == F.lit(d))
@@ -108,25 +113,19 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
     descriptions = {f.name: f.description for f in FEATURES}
     bands = settings.risk_band_list
     bc = spark.sparkContext.broadcast(payload)
-    rows = day.select("customer_id", *payload["features"])
+    cols = ["customer_id", *payload["features"]]
 
-    def probabilities(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _model_from_payload(bc.value)
         for batch in batches:
-            yield pa.record_batch([pa.array(model.predict(batch.to_pandas()), pa.float64())], names=["churn_probability"])
+            yield from score_table(model, batch.to_pandas(), d, descriptions, bands).to_batches()
 
+    scored = day.select(*cols).mapInArrow(score_batches, SCORE_SCHEMA).persist()
     try:
-        qs = decile_bounds(rows.mapInArrow(probabilities, "churn_probability double"))
-        bounds = np.asarray(qs)
-
-        def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            model = _model_from_payload(bc.value)
-            for batch in batches:
-                table = score_table(model, batch.to_pandas(), d, descriptions, bands)
-                decile = risk_deciles(table.column("churn_probability").to_numpy(), bounds)
-                yield from table.append_column("risk_decile", pa.array(decile, pa.int32())).to_batches()
-
-        out = (rows.mapInArrow(score_batches, SCORE_SCHEMA)
+        n = scored.count()
+        qs = decile_bounds(scored)
+        bands = {r["risk_band"]: r["n"] for r in scored.groupBy("risk_band").agg(F.count("*").alias("n")).collect()}
+        out = (deciles(scored, qs=qs)
                .withColumn("model_name", F.lit(payload["name"]))
                .withColumn("model_version", F.lit(payload["version"]))
                .withColumn("model_run_id", F.lit(payload["run_id"]))
@@ -135,13 +134,11 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
                        "model_name", "model_version", "model_run_id", "scored_at"))
         replace_where(out, settings.table_uri(*TABLE), f"score_date = DATE'{d}'", ["score_date"])
     finally:
+        scored.unpersist()
         bc.unpersist()
-    written = (spark.read.format("delta").load(settings.table_uri(*TABLE)).where(F.col("score_date") == F.lit(d)).groupBy("risk_band").count().collect())
-    counts = {r["risk_band"]: r["count"] for r in written}
-    n = sum(counts.values())
     log.info("gold/customer_scores %s: %d customers scored with %s version %s", d, n, payload["name"], payload["version"])
     return {"date": str(d), "rows": n, "model": payload["name"], "version": payload["version"], "run_id": payload["run_id"],
-            "risk_bands": {b: counts.get(b, 0) for b in ("low", "medium", "high")},
+            "risk_bands": {b: bands.get(b, 0) for b in ("low", "medium", "high")},
             "score_quantiles": {f"0.{i}": round(q, 6) for i, q in enumerate(qs, start=1)}}
 
 
