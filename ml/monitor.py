@@ -186,7 +186,7 @@ def night_sample(settings: Settings, d: dt.date, rows: int, seed: int | None = N
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from churn.core.lake import delta_table
+    from churn.core.lake import delta_table, read_batches
 
     scores_t = delta_table(settings, "gold", "customer_scores")
     features_t = delta_table(settings, "gold", "customer_features")
@@ -201,8 +201,7 @@ def night_sample(settings: Settings, d: dt.date, rows: int, seed: int | None = N
     share = min(1.0, rows / total)
     rng = np.random.default_rng(seed if seed is not None else int(f"{d:%Y%m%d}"))
     picked, models = [], set()
-    for batch in scores.to_batches(columns=["customer_id", SCORE, "model_name", "model_version"], filter=flt,
-                                   batch_size=200_000):
+    for batch in read_batches(scores, ["customer_id", SCORE, "model_name", "model_version"], flt, 200_000):
         t = pa.Table.from_batches([batch])
         models |= {(r["model_name"], str(r["model_version"]))
                    for r in t.group_by(["model_name", "model_version"]).aggregate([]).to_pylist()}
@@ -213,7 +212,8 @@ def night_sample(settings: Settings, d: dt.date, rows: int, seed: int | None = N
     sample = pa.concat_tables(picked)
     ids = sample.column("customer_id")
     feats = features_t.to_pyarrow_dataset().to_table(
-        filter=(ds.field("snapshot_date") == ds.scalar(d)) & ds.field("customer_id").isin(ids))
+        filter=(ds.field("snapshot_date") == ds.scalar(d)) & ds.field("customer_id").isin(ids),
+        batch_readahead=1, fragment_readahead=1)  # memory: the sample, not the night
     frame = feats.to_pandas().merge(sample.select(["customer_id", SCORE]).to_pandas(), on="customer_id", how="inner")
     return frame, {"rows_night": total, "model_name": model_name, "model_version": str(model_version),
                    "features_version": features_t.version(), "scores_version": scores_t.version()}

@@ -20,6 +20,14 @@ def delta_table(settings: Settings, layer: str, name: str, version: int | None =
         return None
 
 
+def read_batches(dataset, columns: list[str] | None, flt, batch_rows: int):
+    """The rows of a pyarrow ``dataset`` matching ``flt``, ``batch_rows`` at a time, reading one file
+    and one batch ahead: a reader's memory is a few batches whatever the table's size (Arrow's
+    defaults read 4 files and 16 batches ahead: publish peaked at 4.7 GB at 10M customers)."""
+    return dataset.to_batches(columns=columns, filter=flt, batch_size=batch_rows, batch_readahead=1,
+                              fragment_readahead=1)
+
+
 def _files(settings: Settings, layer: str, name: str, column: str) -> list[tuple]:
     """(partition value, rows or None) of every data file of a table, from its Delta log only (no
     data is read); empty when the table does not exist."""
