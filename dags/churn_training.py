@@ -23,6 +23,8 @@ from churn_dags import DEFAULT_ARGS, PROFILE, step  # noqa: E402
 # (Airflow 3): its date is when it was due to run (dag_run.run_after), as a weekly run's is.
 DAY = "(dag_run.logical_date or dag_run.run_after) | ds"
 WINDOW = f"--start {{{{ macros.ds_add({DAY}, -180) }}}} --end {{{{ {DAY} }}}}"
+# the pipeline tunes before it trains, within the budget of the CHURN_TUNE_* settings
+TUNE = "--tune"
 # in a cluster the run goes to Kubeflow Pipelines; on one machine kfp's local runner runs it
 HANDOFF = "submit" if PROFILE == "kubernetes" else "run-local"
 
@@ -43,8 +45,8 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     chain(
-        step("train_pipeline", "churn", "pipeline", HANDOFF, WINDOW, timeout=dt.timedelta(hours=4),
-             doc="Kubeflow training pipeline: prepare data -> train -> evaluate -> gate/promote."),
+        step("train_pipeline", "churn", "pipeline", HANDOFF, WINDOW, TUNE, timeout=dt.timedelta(hours=4),
+             doc="Kubeflow training pipeline: prepare data -> tune -> train -> evaluate -> gate/promote."),
         step("report_decision", "churn", "models", "history", timeout=dt.timedelta(minutes=10),
              doc="Which version is champion now, and every promotion decision with its reasons."),
     )

@@ -51,6 +51,8 @@ class TrainingSet:
     lineage: list[dict] = field(default_factory=list)  # tables read: name, uri, version
     split: dict = field(default_factory=dict)  # how the rows were split, for the record
     source: str = "lakehouse"
+    segments: list[str] = field(default_factory=list)  # columns quality is reported and gated per segment
+    tune: dict | None = None  # a spec's ``tune:`` section (None: tune only when asked)
 
     def part(self, which: str) -> pd.DataFrame:
         return self.frame[self.frame["split"] == which]
@@ -64,7 +66,8 @@ class TrainingSet:
         folder.mkdir(parents=True, exist_ok=True)
         self.frame.to_parquet(folder / "rows.parquet", index=False)
         meta = {"features": [asdict(f) for f in self.features], "name": self.name, "lineage": self.lineage,
-                "split": self.split, "source": self.source}
+                "split": self.split, "source": self.source,
+                "segments": self.segments, "tune": self.tune}
         (folder / "training_set.json").write_text(json.dumps(meta, indent=1, default=str))
         return folder
 
@@ -74,7 +77,7 @@ class TrainingSet:
         meta = json.loads((folder / "training_set.json").read_text())
         frame = pd.read_parquet(folder / "rows.parquet")
         return cls(frame, [FeatureSpec(**f) for f in meta["features"]], meta["name"], meta["lineage"],
-                   meta["split"], meta["source"])
+                   meta["split"], meta["source"], meta.get("segments", []), meta.get("tune"))
 
 
 # ---- reading the lakehouse -----------------------------------------------------------------
@@ -222,7 +225,9 @@ def from_lakehouse(settings: Settings, start: dt.date | None = None, end: dt.dat
     check_leakage(frame, features)
     frame, info = out_of_time_split(frame, settings.label_horizon_days, test_snapshots, seed=seed)
     info["window"] = [str(start) if start else None, str(end) if end else None]
-    return TrainingSet(frame, features, settings.model_name, lineage, info, "lakehouse")
+    from churn.core.feature_defs import SEGMENTS
+
+    return TrainingSet(frame, features, settings.model_name, lineage, info, "lakehouse", list(SEGMENTS))
 
 
 def from_spec(settings: Settings, spec_path: str | Path, seed: int = 42) -> TrainingSet:
@@ -238,7 +243,9 @@ def from_spec(settings: Settings, spec_path: str | Path, seed: int = 42) -> Trai
     frame, info = stratified_split(frame, seed=seed)
     lineage = [{"table": str(spec.source), "uri": str(spec.source), "version": _file_digest(spec.source),
                 "spec": str(spec.path)}]
-    return TrainingSet(frame, features, f"{settings.model_name}-{spec.name}", lineage, info, f"spec:{spec.name}")
+    segments = [spec.rename.get(c, c) for c in spec.segments]
+    return TrainingSet(frame, features, f"{settings.model_name}-{spec.name}", lineage, info, f"spec:{spec.name}",
+                       segments, spec.tune)
 
 
 def _file_digest(path: Path) -> str:

@@ -75,6 +75,64 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict:
     return out
 
 
+def segment_labels(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Each row's segment under ``name`` as text: a column's value ("<missing>" for null), or for
+    ``tenure_band`` (when not a column) the band of ``tenure_months`` (churn/core/feature_defs.py)."""
+    if name not in frame.columns and name == "tenure_band" and "tenure_months" in frame.columns:
+        from churn.core.feature_defs import TENURE_BANDS
+
+        t = frame["tenure_months"].astype("float64")
+        out = pd.Series("<missing>", index=frame.index, dtype=object)
+        for label, lo, hi in TENURE_BANDS:
+            out[(t >= lo) & (t < hi)] = label
+        return out
+    if name not in frame.columns:
+        from churn.core.errors import InputError
+
+        raise InputError(f"segment column {name!r} is not in the evaluation rows (columns: {', '.join(frame.columns[:40])})")
+    col = frame[name]
+    return col.astype(object).where(col.notna(), "<missing>").map(str)
+
+
+def segment_metrics(y: np.ndarray, p: np.ndarray, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """ROC-AUC, calibration error (ECE) and lift at 10 % within each segment of each column in ``names``;
+    AUC and lift are empty (NaN) where a segment holds a single class."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype="float64")
+    rows = []
+    for name in names:
+        labels = segment_labels(frame, name).to_numpy()
+        for value in sorted(set(labels)):
+            at = labels == value
+            ys, ps = y[at], p[at]
+            two = 0 < ys.sum() < len(ys)
+            cal = calibration_table(ys, ps)
+            ece = float((cal["n"] * (cal["mean_predicted"] - cal["observed_rate"]).abs()).sum() / len(ys))
+            top = _top_mask(ps, 10)
+            rows.append({"segment": name, "value": value, "n": int(at.sum()), "share": float(at.mean()),
+                         "positives": int(ys.sum()), "base_rate": float(ys.mean()),
+                         "roc_auc": float(roc_auc_score(ys, ps)) if two else np.nan, "calibration_error": ece,
+                         "lift_top_10": float(ys[top].mean() / ys.mean()) if two else np.nan})
+    return pd.DataFrame(rows, columns=["segment", "value", "n", "share", "positives", "base_rate", "roc_auc",
+                                       "calibration_error", "lift_top_10"])
+
+
+def segment_metric_names(seg: pd.DataFrame) -> dict[str, float]:
+    """The segment table as flat MLflow metrics: ``segment.<column>.<value>.<metric>`` (finite values only)."""
+    import re
+
+    out = {}
+    for r in seg.itertuples(index=False):
+        value = re.sub(r"[^A-Za-z0-9_.\- ]", "_", str(r.value))[:60]
+        for k in ("roc_auc", "calibration_error", "lift_top_10", "share"):
+            v = getattr(r, k)
+            if v is not None and np.isfinite(v):
+                out[f"segment.{r.segment}.{value}.{k}"] = float(v)
+    return out
+
+
 @dataclass
 class Evaluation:
     metrics: dict
@@ -83,6 +141,7 @@ class Evaluation:
     importance: pd.DataFrame  # feature, gain, mean_abs_contribution
     curves: dict = field(default_factory=dict)  # roc / pr points for the plots
     extra: dict = field(default_factory=dict)  # oracle comparison on generated data, split info, ...
+    segments: pd.DataFrame = field(default_factory=lambda: segment_metrics([], [], pd.DataFrame(), []))
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -93,18 +152,21 @@ class Evaluation:
         self.calibration.to_csv(folder / "calibration.csv", index=False)
         self.importance.to_csv(folder / "importance.csv", index=False)
         (folder / "curves.json").write_text(json.dumps(self.curves))
+        self.segments.to_csv(folder / "segments.csv", index=False)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "Evaluation":
         folder = Path(folder)
         m = json.loads((folder / "metrics.json").read_text())
+        seg = pd.read_csv(folder / "segments.csv", dtype={"value": str}, keep_default_na=False, na_values={
+            k: [""] for k in ("roc_auc", "lift_top_10")})
         return cls(m["metrics"], pd.read_csv(folder / "deciles.csv"), pd.read_csv(folder / "calibration.csv"),
-                   pd.read_csv(folder / "importance.csv"), json.loads((folder / "curves.json").read_text()), m["extra"])
+                   pd.read_csv(folder / "importance.csv"), json.loads((folder / "curves.json").read_text()), m["extra"], seg)
 
 
 def evaluate(model, test: pd.DataFrame, label: str = "churned", max_contrib_rows: int = 50_000,
-             seed: int = 0) -> tuple[Evaluation, np.ndarray]:
+             seed: int = 0, segments: list[str] | tuple[str, ...] = ()) -> tuple[Evaluation, np.ndarray]:
     """Score ``test`` with ``model`` and compute every figure; returns the evaluation and the probabilities."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -127,7 +189,8 @@ def evaluate(model, test: pd.DataFrame, label: str = "churned", max_contrib_rows
     imp["mean_abs_contribution"] = imp["feature"].map(contrib.abs().mean()).astype(float)
     imp = imp.sort_values(["mean_abs_contribution", "gain"], ascending=False, kind="mergesort").reset_index(drop=True)
     curves = {"roc": _thin(fpr, tpr), "pr": _thin(rec, prec)}
-    ev = Evaluation(metrics(y, p), decile_table(y, p), calibration_table(y, p), imp, curves)
+    ev = Evaluation(metrics(y, p), decile_table(y, p), calibration_table(y, p), imp, curves,
+                    segments=segment_metrics(y, p, test, list(segments)))
     return ev, p
 
 
@@ -224,6 +287,17 @@ def write_outputs(ev: Evaluation, folder: str | Path, title: str, context: dict 
     a2.set(title="share of total gain")
     save(fig, "importance")
 
+    seg = ev.segments.dropna(subset=["roc_auc"])
+    if len(seg):
+        fig, ax = plt.subplots(figsize=(8.4, max(2.5, 0.28 * len(seg) + 1)))
+        labels = [f"{r.segment} = {r.value} ({r.share:.0%})" for r in seg.itertuples()]
+        colors = [f"C{sorted(seg['segment'].unique()).index(x)}" for x in seg["segment"]]
+        ax.barh(labels[::-1], seg["roc_auc"].to_numpy()[::-1], color=colors[::-1])
+        ax.axvline(m["roc_auc"], ls="--", color="grey", label=f"overall {m['roc_auc']:.3f}")
+        lo = float(min(seg["roc_auc"].min(), m["roc_auc"]))
+        ax.set(xlim=(max(0.0, lo - 0.05), 1.0), xlabel="ROC-AUC", title="ROC-AUC per segment (share of rows)")
+        ax.legend(loc="lower right")
+        save(fig, "segments")
     paths["report"] = _report(ev, folder, title, context or {}, paths)
     return paths
 
@@ -246,6 +320,10 @@ def _report(ev: Evaluation, folder: Path, title: str, context: dict, plots: dict
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in headline)
     ctx = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in context.items())
     deciles = ev.deciles.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0)
+    segments = ""
+    if len(ev.segments):
+        segments = ("<h3>Per segment</h3>" + (img("segments") if "segments" in plots else "")
+                    + ev.segments.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, na_rep="-"))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:1100px}} table{{border-collapse:collapse;font-size:13px}}
 th,td{{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}} img{{max-width:49%}}
@@ -254,6 +332,7 @@ th,td{{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}} img{{max-w
 <div class="grid"><table>{rows}</table><table>{ctx}</table></div>
 <div>{img('roc')}{img('pr')}{img('calibration')}{img('gains')}{img('importance')}</div>
 <h3>Deciles (1 = riskiest)</h3>{deciles}
+{segments}
 </body></html>"""
     path = folder / "report.html"
     path.write_text(page)

@@ -15,10 +15,13 @@ class Policy:
     margin: float = 0.002
     min_roc_auc: float = 0.70
     max_calibration_error: float = 0.05
+    segment_margin: float = 0.02
+    segment_min_share: float = 0.05
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Policy":
-        return cls(s.gate_metric, s.gate_margin, s.gate_min_roc_auc, s.gate_max_calibration_error)
+        return cls(s.gate_metric, s.gate_margin, s.gate_min_roc_auc, s.gate_max_calibration_error,
+                   s.gate_segment_margin, s.gate_segment_min_share)
 
 
 @dataclass
@@ -42,8 +45,18 @@ class Decision:
         return f"{who} {self.outcome}: " + "; ".join(self.reasons)
 
 
-def decide(challenger: dict, champion: dict | None, policy: Policy, champion_error: str | None = None) -> Decision:
-    """``challenger``/``champion``: metrics on the same evaluation rows. Floors first, then the margin."""
+def pair_segments(challenger, champion) -> list[dict]:
+    """Challenger's and champion's per-segment ROC-AUC on the same rows (two ``segment_metrics`` tables)."""
+    theirs = {(r.segment, str(r.value)): r.roc_auc for r in champion.itertuples(index=False)}
+    return [{"segment": r.segment, "value": str(r.value), "n": int(r.n), "share": float(r.share),
+             "challenger": float(r.roc_auc), "champion": float(theirs.get((r.segment, str(r.value)), math.nan))}
+            for r in challenger.itertuples(index=False)]
+
+
+def decide(challenger: dict, champion: dict | None, policy: Policy, champion_error: str | None = None,
+           segments: list[dict] | None = None) -> Decision:
+    """``challenger``/``champion``: metrics on the same evaluation rows. Floors first, then the margin,
+    then every segment holding at least ``segment_min_share`` of the rows (``pair_segments``)."""
     reasons: list[str] = []
     name = policy.metric
 
@@ -85,5 +98,20 @@ def decide(challenger: dict, champion: dict | None, policy: Policy, champion_err
         reasons.append(f"{name} {new:.4f} {verdict} the champion's {old:.4f} {sign} margin {policy.margin} "
                        f"on the same {challenger.get('n', '?')} rows")
         ok = ok and better
+        worse = []
+        for sg in segments or []:
+            if sg["share"] < policy.segment_min_share or not (math.isfinite(sg["challenger"])
+                                                               and math.isfinite(sg["champion"])):
+                continue  # too small to judge, or a single class on these rows: no AUC to compare
+            if sg["challenger"] < sg["champion"] - policy.segment_margin:
+                worse.append(sg)
+                reasons.append(f"segment {sg['segment']} = {sg['value']} ({sg['share']:.1%} of the rows, {sg['n']:,}): "
+                               f"ROC-AUC {sg['challenger']:.4f} is {sg['champion'] - sg['challenger']:.4f} below the "
+                               f"champion's {sg['champion']:.4f} on the same rows (segment margin {policy.segment_margin})")
+        judged = [sg for sg in segments or [] if sg["share"] >= policy.segment_min_share]
+        if segments and not worse:
+            reasons.append(f"no segment of at least {policy.segment_min_share:.0%} of the rows falls more than "
+                           f"{policy.segment_margin} ROC-AUC below the champion ({len(judged)} segments compared)")
+        ok = ok and not worse
     return Decision(ok, reasons, asdict(policy), {"metrics": challenger},
                     None if champion is None else {"metrics": champion})

@@ -38,7 +38,27 @@ def prepare(settings: Settings, start: dt.date | None = None, end: dt.date | Non
     return from_lakehouse(settings, start, end, seed=seed)
 
 
-def fit_model(ts: TrainingSet, params: TrainParams) -> ChurnModel:
+def tune_budget(settings: Settings, ts: TrainingSet, tune: bool = False):
+    """The search budget when this training tunes (asked for, or the spec has a ``tune:`` section), else None."""
+    from ml.tune import Budget
+
+    if not tune and ts.tune is None:
+        return None
+    where = f"spec of {ts.source}" if ts.tune else "settings"
+    return Budget.from_settings(settings).with_overrides(ts.tune, where)
+
+
+def tune_params(ts: TrainingSet, params: TrainParams, budget, seed: int, registry=None) -> tuple[TrainParams, dict]:
+    """Search (never on the test rows), record every trial in MLflow when a registry is given."""
+    from ml.tune import log_to_mlflow, tune
+
+    chosen, summary, shards = tune(ts, params, budget, seed)
+    if registry is not None and shards:
+        summary["run_id"] = log_to_mlflow(registry, ts.name, summary, shards, seed)
+    return chosen, summary
+
+
+def fit_model(ts: TrainingSet, params: TrainParams, tuning: dict | None = None) -> ChurnModel:
     train, valid = ts.part("train"), ts.part("valid")
     prep = Preprocessor.fit(pd.concat([train, valid]), ts.features)
     t0 = time.time()
@@ -50,6 +70,8 @@ def fit_model(ts: TrainingSet, params: TrainParams) -> ChurnModel:
 
     model = fit(train, valid, LABEL, prep, params, progress)
     model.info.update({"fit_seconds": round(time.time() - t0, 3), "n_train": len(train), "n_valid": len(valid)})
+    if tuning:
+        model.info["tuning"] = tuning
     log.info("fit: %d rows in %.1fs, best round %d of %d (valid log loss %.5f, AUC %.4f)", len(train), time.time() - t0,
              model.info["best_iteration"], model.info["rounds_run"], model.info["valid_logloss"], model.info["valid_auc"])
     return model
@@ -57,8 +79,10 @@ def fit_model(ts: TrainingSet, params: TrainParams) -> ChurnModel:
 
 def evaluate_model(settings: Settings, ts: TrainingSet, model: ChurnModel, out_dir: str | Path) -> Evaluation:
     test = ts.part("test")
-    ev, _ = evaluate(model, test)
+    ev, _ = evaluate(model, test, segments=ts.segments)
     ev.extra["split"] = ts.split
+    if model.info.get("tuning"):
+        ev.extra["tuning"] = model.info["tuning"]
     if ts.source == "lakehouse":
         oracle = oracle_comparison(settings.oracle_dir, test, ev.metrics["roc_auc"])
         if oracle:
@@ -79,7 +103,8 @@ def evaluate_model(settings: Settings, ts: TrainingSet, model: ChurnModel, out_d
 def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev: Evaluation, out_dir: str | Path,
                       registry=None) -> dict:
     """Log and register the model (challenger), score the champion on the same rows, apply the gate."""
-    from ml.evaluate import metrics as compute_metrics
+    from ml.evaluate import metrics as compute_metrics, segment_metric_names, segment_metrics
+    from ml.gate import pair_segments
     from ml.registry import CHAMPION, Registry
 
     registry = registry or Registry(settings)
@@ -94,18 +119,28 @@ def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev
     from ml.monitor import reference_sample
 
     fit_rows = pd.concat([ts.part("train"), ts.part("valid")])
-    reg = registry.log_training(ts.name, model, params, ev.metrics, tags, ts.lineage, Path(out_dir),
+    if model.info.get("tuning"):
+        params.update({"tune.source": model.info["tuning"].get("source"), "tune.trials": model.info["tuning"].get("trials")})
+        tags["tune.run_id"] = model.info["tuning"].get("run_id", "")
+    reg = registry.log_training(ts.name, model, params, {**ev.metrics, **segment_metric_names(ev.segments)}, tags,
+                                ts.lineage, Path(out_dir),
                                 test[model.feature_names].head(5),
                                 reference=reference_sample(fit_rows, model, settings.drift_sample_rows))
     trigger = pending_request(registry.history(ts.name))
-    champion_metrics, champion_error = None, None
+    champion_metrics, champion_error, segments = None, None, None
     if champion_version and champion_version != reg.version:
         try:
             champion = registry.load(ts.name, champion_version)
-            champion_metrics = compute_metrics(test[LABEL].to_numpy(), champion.predict(test, "evaluation rows"))
+            p_champion = champion.predict(test, "evaluation rows")
+            champion_metrics = compute_metrics(test[LABEL].to_numpy(), p_champion)
+            if len(ev.segments):
+                theirs = segment_metrics(test[LABEL].to_numpy(), p_champion, test, sorted(set(ev.segments["segment"])))
+                segments = pair_segments(ev.segments, theirs)
         except Exception as exc:  # noqa: BLE001 - recorded as the reason; the gate then refuses
             champion_error = f"{type(exc).__name__}: {exc}"
-    decision = decide(ev.metrics, champion_metrics, Policy.from_settings(settings), champion_error)
+    decision = decide(ev.metrics, champion_metrics, Policy.from_settings(settings), champion_error, segments)
+    if segments:
+        decision.champion["segments"] = segments
     decision.challenger["version"] = reg.version
     if decision.champion is not None or champion_version:
         decision.champion = {**(decision.champion or {}), "version": champion_version}
@@ -149,8 +184,9 @@ def output_dir(settings: Settings, name: str) -> Path:
 
 
 def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = None, spec: str | None = None,
-        seed: int = 42, params: TrainParams | None = None, register: bool = True) -> dict:
-    """The whole training run in one process (``churn train``)."""
+        seed: int = 42, params: TrainParams | None = None, register: bool = True, tune: bool = False) -> dict:
+    """The whole training run in one process (``churn train``): prepare, tune (when asked), fit,
+    evaluate, register and gate."""
     timings = {}
     t = time.time()
     registry = None
@@ -163,8 +199,13 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
     ts = prepare(settings, start, end, spec, seed)
     timings["prepare"] = time.time() - t
     params = params or TrainParams(seed=seed)
+    budget, tuning = tune_budget(settings, ts, tune), None
+    if budget is not None:
+        t = time.time()
+        params, tuning = tune_params(ts, params, budget, seed, registry)
+        timings["tune"] = time.time() - t
     t = time.time()
-    model = fit_model(ts, params)
+    model = fit_model(ts, params, tuning)
     timings["fit"] = time.time() - t
     from churn.core.reports import report_uri, staged
 
@@ -177,6 +218,9 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
                                                "lift_top_10", "capture_top_10")},
                   "n_train": ts.split["n_train"], "n_valid": ts.split["n_valid"], "n_test": ts.split["n_test"],
                   "split": ts.split, "inputs": ts.lineage, "report": report_uri(settings, f"{rel}/report.html")}
+        if tuning:
+            result["tuning"] = {k: tuning.get(k) for k in ("source", "trials", "completed", "pruned", "seconds",
+                                                           "best_auc", "default_auc", "chosen", "run_id", "rows")}
         if "oracle" in ev.extra:
             result["oracle_roc_auc"] = ev.extra["oracle"]["oracle_roc_auc"]
             result["auc_share_of_oracle"] = ev.extra["oracle"]["auc_share_of_oracle"]
@@ -198,10 +242,46 @@ def prepare_step(settings: Settings, start: str, end: str, spec: str, seed: int,
     return ts.split
 
 
-def fit_step(data: str, params_json: str, seed: int, out: str) -> dict:
+def tune_plan_step(settings: Settings, data: str, tune: bool) -> list[int]:
+    """The shards of the search (at least one; a shard of an untuned run searches nothing)."""
+    budget = tune_budget(settings, TrainingSet.load(data), tune)
+    return list(range(len(budget.shares()))) if budget is not None else [0]
+
+
+def tune_shard_step(settings: Settings, data: str, params_json: str, seed: int, tune: bool, worker: int) -> dict:
+    from ml.tune import run_shard
+
+    ts = TrainingSet.load(data)
+    budget = tune_budget(settings, ts, tune)
+    params = TrainParams.from_overrides({**json.loads(params_json or "{}"), "seed": seed})
+    if budget is None or budget.trials == 0:
+        return {"worker": worker, "trials": [], "best": None, "rows": 0, "customers": 0, "folds": 0, "seconds": 0.0}
+    return run_shard(ts, params, budget, seed, worker)
+
+
+def tune_pick_step(settings: Settings, data: str, params_json: str, seed: int, tune: bool, shards: list) -> dict:
+    """The chosen parameters (as overrides for ``fit_step``) and the search's summary, logged to MLflow."""
+    from ml.registry import Registry
+    from ml.tune import _log_choice, log_to_mlflow, pick
+
+    ts = TrainingSet.load(data)
+    budget = tune_budget(settings, ts, tune)
+    params = TrainParams.from_overrides({**json.loads(params_json or "{}"), "seed": seed})
+    shards = [json.loads(x) if isinstance(x, str) else x for x in shards]
+    if budget is None or not any(sh["trials"] for sh in shards):
+        return {"params": json.loads(params_json or "{}"), "tuning": None}
+    chosen, summary = pick(params, shards, budget)
+    _log_choice(summary)
+    summary["run_id"] = log_to_mlflow(Registry(settings), ts.name, summary, shards, seed)
+    from dataclasses import asdict
+
+    return {"params": {k: v for k, v in asdict(chosen).items() if k != "seed"}, "tuning": summary}
+
+
+def fit_step(data: str, params_json: str, seed: int, out: str, tuning_json: str = "") -> dict:
     ts = TrainingSet.load(data)
     params = TrainParams.from_overrides({**json.loads(params_json or "{}"), "seed": seed})
-    model = fit_model(ts, params)
+    model = fit_model(ts, params, json.loads(tuning_json) if tuning_json else None)
     model.save(out)
     return model.info
 

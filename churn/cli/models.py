@@ -24,7 +24,7 @@ def cmd_train(args) -> int:
     if len(overrides) != len(args.param or []):
         raise InputError(f"--param expects NAME=VALUE, got {args.param}")
     params = TrainParams.from_overrides({**overrides, "seed": args.seed})
-    result = train.run(s, start, end, args.spec, args.seed, params, register=not args.no_register)
+    result = train.run(s, start, end, args.spec, args.seed, params, register=not args.no_register, tune=args.tune)
     if args.json:
         print(json.dumps(result, default=str))
     else:
@@ -154,6 +154,8 @@ def register(sub, common) -> None:
     tr.add_argument("--spec", help="train on a single-table snapshot through this YAML spec instead")
     tr.add_argument("--seed", type=int, default=42, help="random seed of the split and the model")
     tr.add_argument("--param", action="append", help="XGBoost setting NAME=VALUE (e.g. max_depth=4), repeatable")
+    tr.add_argument("--tune", action="store_true", help="search XGBoost's parameters first (on the training rows only; "
+                    "budget: CHURN_TUNE_TRIALS, CHURN_TUNE_SECONDS, CHURN_TUNE_SAMPLE_ROWS), then fit with the best")
     tr.add_argument("--json", action="store_true", help="print one JSON object with the metrics and the decision")
     tr.add_argument("--no-register", action="store_true", help="evaluate only: log nothing to MLflow")
 

@@ -31,6 +31,8 @@ def cmd_pipeline(args) -> int:
 
     s = settings_of(args)
     arguments = {"start": args.start, "end": args.end, "spec": args.spec, "seed": args.seed}
+    if args.tune:
+        arguments["tune"] = True
     if args.action == "compile":
         print(training.compile_pipeline(args.out, s.platform_image))
         return 0
@@ -65,6 +67,7 @@ def register(sub, common) -> None:
     pl.add_argument("--end", default="", help="last snapshot date (default: the newest labelled)")
     pl.add_argument("--spec", default="", help="train on a single-table snapshot through this YAML spec instead")
     pl.add_argument("--seed", type=int, default=42, help="random seed of the split and the model")
+    pl.add_argument("--tune", action="store_true", help="run the pipeline's tune step (budget: CHURN_TUNE_*)")
     pl.add_argument("--timeout", type=float, default=3600, help="submit: seconds to wait for the run")
     pl.add_argument("--experiment", default="churn-training", help="submit: KFP experiment name")
     pl.add_argument("--poll", type=float, default=10.0, help="submit: seconds between status checks")

@@ -95,3 +95,11 @@ CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == NUMERIC)
 DTYPES: dict[str, str] = {f.name: f.dtype for f in FEATURES}
 KEY_COLUMNS = ("customer_id", "snapshot_date")
+
+#: Customer segments the CRM acts on: evaluation reports quality per segment and the promotion gate
+#: compares challenger and champion on each (ml/evaluate.py, ml/gate.py). ``tenure_band`` is derived
+#: from ``tenure_months`` (``TENURE_BANDS``, months, lower bound inclusive).
+SEGMENTS: tuple[str, ...] = ("contract", "region", "tenure_band", "internet_service")
+TENURE_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("0-6m", 0, 6), ("6-12m", 6, 12), ("12-24m", 12, 24), ("24-48m", 24, 48), ("48m+", 48, float("inf")),
+)

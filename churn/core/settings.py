@@ -113,6 +113,21 @@ class Settings:
     gate_margin: float = 0.002
     gate_min_roc_auc: float = 0.70
     gate_max_calibration_error: float = 0.05
+    #: Hyper-parameter search before training (``churn train --tune``, a spec's ``tune:`` section, the
+    #: Kubeflow pipeline's tune step; ml/tune.py): at most ``tune_trials`` trials and ``tune_seconds``
+    #: of search, on a sample of about ``tune_sample_rows`` training rows (whole customers), scored by
+    #: ``tune_folds``-fold CV (a spec's snapshot) or the validation slice (the lakehouse), fanned out
+    #: over ``tune_workers`` shards in a cluster.
+    tune_trials: int = 40
+    tune_seconds: float = 480.0
+    tune_sample_rows: int = 200_000
+    tune_folds: int = 3
+    tune_workers: int = 1
+    #: Segment gate: a challenger whose ROC-AUC on any segment holding at least
+    #: ``gate_segment_min_share`` of the evaluation rows falls more than ``gate_segment_margin`` below
+    #: the champion's on the same rows is refused, naming the segment.
+    gate_segment_margin: float = 0.02
+    gate_segment_min_share: float = 0.05
     #: Risk band thresholds on the churn probability: below the first "low", from the second "high".
     risk_bands: str = "0.10,0.30"
     #: Parallel COPY connections of a publish (each PostgreSQL backend parses its share of the rows).
@@ -393,6 +408,16 @@ def _validate(s: Settings) -> None:
         bands = []
     if len(bands) != 2 or not 0 < bands[0] < bands[1] < 1:
         raise ConfigError(f"risk_bands={s.risk_bands!r}: expected two increasing probabilities, e.g. 0.10,0.30")
+    for name, ok, want in (("tune_trials", s.tune_trials >= 0, ">= 0"), ("tune_seconds", s.tune_seconds > 0, "> 0"),
+                           ("tune_sample_rows", s.tune_sample_rows >= 1000, ">= 1000"),
+                           ("tune_folds", 2 <= s.tune_folds <= 10, "between 2 and 10"),
+                           ("tune_workers", 1 <= s.tune_workers <= 64, "between 1 and 64")):
+        if not ok:
+            raise ConfigError(f"{name} must be {want}, got {getattr(s, name)!r}")
+    if not 0 <= s.gate_segment_margin <= 1:
+        raise ConfigError(f"gate_segment_margin must be between 0 and 1, got {s.gate_segment_margin}")
+    if not 0 < s.gate_segment_min_share <= 1:
+        raise ConfigError(f"gate_segment_min_share must be in (0, 1], got {s.gate_segment_min_share}")
     if s.drift_sample_rows < 1000:
         raise ConfigError(f"drift_sample_rows must be at least 1000, got {s.drift_sample_rows}")
     if not 0 < s.drift_retrain_share <= 1:

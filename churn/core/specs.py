@@ -14,6 +14,9 @@ declares how to read it::
     drop: [SomeColumn]                # optional
     categorical: [SeniorCitizen]      # optional; types are inferred when not declared
     numeric: [TotalCharges]
+    tune: {trials: 30, seconds: 120}  # optional: tune before training (any of trials, seconds,
+                                      # sample_rows, folds, workers; `tune: true` for the settings')
+    segments: [Contract, InternetService]  # optional: categorical columns to report and gate per segment
 
 Every column left after ``id``, ``label`` and ``drop`` becomes a feature: declared numeric
 columns must parse as numbers (blank means missing), declared categorical ones are kept as text,
@@ -34,7 +37,8 @@ import yaml
 
 from churn.core.errors import InputError
 
-_ALLOWED = {"name", "source", "id", "label", "snapshot_date", "rename", "drop", "categorical", "numeric", "description"}
+_ALLOWED = {"name", "source", "id", "label", "snapshot_date", "rename", "drop", "categorical", "numeric", "description",
+            "tune", "segments"}
 
 
 @dataclass
@@ -50,6 +54,8 @@ class SnapshotSpec:
     drop: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
+    tune: dict | None = None  # None: no tuning unless asked (``churn train --tune``); {}: the settings' budget
+    segments: list[str] = field(default_factory=list)
 
 
 def _list(spec: dict, key: str, path: Path) -> list[str]:
@@ -90,6 +96,14 @@ def load_spec(path: str | Path) -> SnapshotSpec:
             dt.datetime.now(dt.timezone.utc).date()
     except ValueError:
         raise InputError(f"spec {path}: snapshot_date must be YYYY-MM-DD, got {raw.get('snapshot_date')!r}") from None
+    tune = raw.get("tune")
+    if tune is True:
+        tune = {}
+    elif tune is False:
+        tune = None
+    elif tune is not None and not isinstance(tune, dict):
+        raise InputError(f"spec {path}: 'tune' must be true, false or a mapping (trials, seconds, sample_rows, folds, "
+                         f"workers), got {tune!r}")
     name = str(raw.get("name") or path.stem)
     if not name.replace("_", "").isalnum():
         raise InputError(f"spec {path}: name {name!r} must be letters, digits and underscores")
@@ -97,6 +111,7 @@ def load_spec(path: str | Path) -> SnapshotSpec:
         path=path, name=name, source=source, id=str(raw["id"]), label_column=str(label["column"]),
         positive=str(label["positive"]), snapshot_date=snapshot_date, rename={str(k): str(v) for k, v in rename.items()},
         drop=_list(raw, "drop", path), categorical=_list(raw, "categorical", path), numeric=_list(raw, "numeric", path),
+        tune=tune, segments=_list(raw, "segments", path),
     )
 
 
@@ -124,7 +139,7 @@ def map_snapshot(df: pd.DataFrame, spec: SnapshotSpec) -> MappedSnapshot:
     where = f"{spec.source} (spec {spec.path})"
     cols = list(df.columns)
     named = {"id": [spec.id], "label.column": [spec.label_column], "drop": spec.drop, "rename": list(spec.rename),
-             "categorical": spec.categorical, "numeric": spec.numeric}
+             "categorical": spec.categorical, "numeric": spec.numeric, "segments": spec.segments}
     for key, names in named.items():
         missing = [c for c in names if c not in cols]
         if missing:

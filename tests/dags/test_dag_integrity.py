@@ -111,7 +111,7 @@ def test_training_hands_off_to_the_pipeline_then_reports(report):
     assert "AssetOrTimeSchedule" in training["schedule"] and "churn_retrain_request" in training["schedule"], training
     tasks = training["tasks"]
     day = "(dag_run.logical_date or dag_run.run_after) | ds"  # an asset-triggered run has no logical date
-    assert (f"pipeline run-local --start {{{{ macros.ds_add({day}, -180) }}}} --end {{{{ {day} }}}}"
+    assert (f"pipeline run-local --start {{{{ macros.ds_add({day}, -180) }}}} --end {{{{ {day} }}}} --tune"
             in tasks["train_pipeline"]["command"])
     assert tasks["report_decision"]["upstream"] == ["train_pipeline"]
 
