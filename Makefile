@@ -83,6 +83,7 @@ test-fast: setup test-tools
 bench: setup
 	$(PY) benchmarks/lakehouse.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/model_quality.py
 	$(PY) benchmarks/nightly.py --cluster
 	$(PY) benchmarks/sizing.py
 	$(PY) benchmarks/online.py

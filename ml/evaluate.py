@@ -104,7 +104,13 @@ def segment_metrics(y: np.ndarray, p: np.ndarray, frame: pd.DataFrame, names: li
     rows = []
     for name in names:
         labels = segment_labels(frame, name).to_numpy()
-        for value in sorted(set(labels)):
+        order = sorted(set(labels))
+        if name == "tenure_band" and name not in frame.columns:
+            from churn.core.feature_defs import TENURE_BANDS
+
+            rank = {b[0]: i for i, b in enumerate(TENURE_BANDS)}
+            order.sort(key=lambda v: rank.get(v, len(rank)))
+        for value in order:
             at = labels == value
             ys, ps = y[at], p[at]
             two = 0 < ys.sum() < len(ys)

@@ -179,6 +179,26 @@ class Registry:
         log.info("MLflow: run %s, model %s version %s (challenger) logged in %.1fs", run.info.run_id, name, version, secs)
         return Registered(run.info.run_id, version, f"models:/{name}/{version}", secs)
 
+    def log_card(self, name: str, version: str, run_id: str, paths: dict) -> str:
+        """The model card with its run (``model_card/``), as the version's description (Markdown) and a
+        ``model_card`` tag on the version pointing at the HTML page; returns that URI."""
+        for key in ("markdown", "html"):
+            self.client.log_artifact(run_id, str(paths[key]), "model_card")
+        uri = f"{self.client.get_run(run_id).info.artifact_uri}/model_card/{Path(paths['html']).name}"
+        text = Path(paths.get("description", paths["markdown"])).read_text()
+        limit = 4500  # the registry's description column holds 5000 characters; the artifact holds all
+        if len(text) > limit:
+            text = text[:limit].rsplit("\n", 1)[0] + f"\n\n(truncated: the whole card is {uri})\n"
+        self.client.update_model_version(name, version, description=text)
+        self.client.set_model_version_tag(name, version, "model_card", uri)
+        return uri
+
+    def card_uri(self, name: str, version: str) -> str:
+        try:
+            return self.client.get_model_version(name, version).tags.get("model_card", "")
+        except Exception:  # noqa: BLE001 - a version without a card (or gone) shows no link
+            return ""
+
     # ---- aliases --------------------------------------------------------------------------
     def alias_version(self, name: str, alias: str) -> str | None:
         """The version ``alias`` points at; None only when MLflow says the alias (or model) does not

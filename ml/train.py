@@ -144,6 +144,10 @@ def register_and_gate(settings: Settings, ts: TrainingSet, model: ChurnModel, ev
     decision.challenger["version"] = reg.version
     if decision.champion is not None or champion_version:
         decision.champion = {**(decision.champion or {}), "version": champion_version}
+    from ml import card
+
+    sections = card.build(ts.name, reg.version, ts, model, ev, decision.as_dict(), reg.run_id, Path(out_dir))
+    registry.log_card(ts.name, reg.version, reg.run_id, card.write(sections, Path(out_dir) / "model_card"))
     registry.client.set_tag(reg.run_id, "gate.outcome", decision.outcome)
     registry.client.set_tag(reg.run_id, "gate.reasons", " | ".join(decision.reasons)[:4900])
     registry.client.log_dict(reg.run_id, decision.as_dict(), "promotion_decision.json")

@@ -87,6 +87,12 @@ def cmd_models(args) -> int:
               f"{until:20} {what}")
         if r.get("trigger"):
             print(f"{'':22}{'':15} answering the retrain request of {r['trigger']}")
+    versions = sorted({str(v) for v in hist["version"] if str(v).isdigit()}, key=int)
+    cards = {v: reg.card_uri(name, v) for v in versions}
+    if any(cards.values()):
+        print("model cards:")
+        for v, uri in cards.items():
+            print(f"  version {v:>4}  {uri or '- (registered before model cards)'}")
     return 0
 
 

@@ -45,3 +45,37 @@ def test_deciles_cover_everyone_riskiest_first():
     assert d["customers"].sum() == 1003 and d["churners"].sum() == y.sum()
     assert d["mean_predicted"].is_monotonic_decreasing
     assert d["cumulative_capture"].iloc[-1] == pytest.approx(1.0)
+
+
+def test_metrics_per_segment_and_the_tenure_band():
+    import pandas as pd
+
+    from ml.evaluate import Evaluation, segment_metric_names, segment_metrics
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    frame = pd.DataFrame({"contract": rng.choice(["month", "year"], n), "tenure_months": rng.uniform(0, 60, n),
+                          "region": rng.choice(["north", None], n)})
+    y = rng.random(n) < np.where(frame["contract"] == "month", 0.3, 0.05)
+    p = np.where(y, 0.6, 0.2) + rng.normal(0, 0.15, n)
+    p = np.where(frame["contract"] == "year", rng.random(n), p)  # no signal at all on yearly contracts
+    seg = segment_metrics(y, np.clip(p, 0, 1), frame, ["contract", "tenure_band", "region"])
+    by = seg.set_index(["segment", "value"])
+    assert by.loc[("contract", "month"), "roc_auc"] > 0.85 and 0.4 < by.loc[("contract", "year"), "roc_auc"] < 0.6
+    assert set(seg.loc[seg["segment"] == "tenure_band", "value"]) == {"0-6m", "6-12m", "12-24m", "24-48m", "48m+"}
+    assert set(seg.loc[seg["segment"] == "region", "value"]) == {"north", "<missing>"}
+    for name, part in seg.groupby("segment"):
+        assert part["n"].sum() == n and part["share"].sum() == pytest.approx(1.0)
+    flat = segment_metric_names(seg)
+    assert flat["segment.contract.month.roc_auc"] == pytest.approx(by.loc[("contract", "month"), "roc_auc"])
+    assert "segment.region._missing_.share" in flat
+    with pytest.raises(Exception, match="segment column 'plan' is not in the evaluation rows"):
+        segment_metrics(y, p, frame, ["plan"])
+    # the table survives a save and load (the pipeline passes evaluations between steps as files)
+    ev = Evaluation({}, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), {}, {}, seg)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ev.save(tmp)
+        back = pd.read_csv(f"{tmp}/segments.csv")
+        assert len(back) == len(seg)

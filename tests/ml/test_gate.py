@@ -55,3 +55,33 @@ def test_non_finite_metrics_are_refused(bad):
     # a champion whose metrics are not finite cannot be beaten automatically either
     d = decide(m(0.9), {**m(0.8), "roc_auc": bad}, POLICY)
     assert not d.promote and any("not finite" in r for r in d.reasons)
+
+
+def _segments(challenger_aucs, champion_aucs, shares):
+    import pandas as pd
+
+    from ml.gate import pair_segments
+
+    def table(aucs):
+        return pd.DataFrame({"segment": "contract", "value": list(aucs), "n": [int(s * 1000) for s in shares],
+                             "share": shares, "roc_auc": list(aucs.values())})
+
+    return pair_segments(table(challenger_aucs), table(champion_aucs))
+
+
+def test_a_challenger_worse_on_a_large_segment_is_refused_and_the_segment_named():
+    policy = Policy(segment_margin=0.02, segment_min_share=0.05)
+    better_overall = (m(0.810), m(0.800))
+    worse_on_one_year = _segments({"month-to-month": 0.80, "one_year": 0.70, "two_year": 0.75},
+                                  {"month-to-month": 0.78, "one_year": 0.73, "two_year": 0.75}, [0.6, 0.3, 0.1])
+    d = decide(*better_overall, policy, segments=worse_on_one_year)
+    assert not d.promote
+    assert "segment contract = one_year (30.0% of the rows, 300): ROC-AUC 0.7000 is 0.0300 below the champion's 0.7300" \
+        in d.summary()
+    # within the margin, or on a segment under the minimum share: promoted
+    ok = _segments({"a": 0.80, "b": 0.715, "c": 0.50}, {"a": 0.78, "b": 0.73, "c": 0.75}, [0.6, 0.37, 0.03])
+    d = decide(*better_overall, policy, segments=ok)
+    assert d.promote and "(2 segments compared)" in d.summary()
+    # a segment holding one class has no AUC: not compared, never a crash
+    single = _segments({"a": 0.80, "b": float("nan")}, {"a": 0.78, "b": float("nan")}, [0.5, 0.5])
+    assert decide(*better_overall, policy, segments=single).promote

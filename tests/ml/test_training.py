@@ -111,6 +111,39 @@ def test_operator_promote_rollback_and_history(trained, capsys, monkeypatch):
     assert hist["champion_after"].tolist() == [first["version"], first["version"], second["version"], first["version"]]
     assert hist["champion_until"].notna().tolist() == [True, True, True, False]  # the current one has no end
     assert "A/B test winner" in out and "rollback" in out
+    # every version's model card, listed by the history
+    for r in (first, second):
+        assert f"version {r['version']:>4}  {reg.card_uri(s.model_name, r['version'])}" in out
+        assert reg.card_uri(s.model_name, r["version"]).endswith(f"{r['run_id']}/artifacts/model_card/model_card.html")
+
+
+def test_each_version_has_a_model_card_and_segments_are_measured_and_gated(trained):
+    s, first, second = trained
+    reg = Registry(s)
+    run = reg.client.get_run(second["run_id"])
+    # per-segment quality as MLflow metrics (contract, region, tenure band, internet service)
+    segs = {k.split(".")[1] for k in run.data.metrics if k.startswith("segment.") and k.endswith(".roc_auc")}
+    assert segs == {"contract", "region", "tenure_band", "internet_service"}
+    # the gate compared the segments on the same rows; identical models: none worse
+    decision = reg.mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/promotion_decision.json")
+    compared = decision["champion"]["segments"]
+    assert {c["segment"] for c in compared} == segs
+    assert all(c["challenger"] == pytest.approx(c["champion"]) for c in compared if c["champion"] == c["champion"])
+    assert any("segments compared" in r for r in second["reasons"])
+    # the card: in the run (Markdown and HTML), as the version's description
+    names = {a.path for a in reg.client.list_artifacts(second["run_id"], "model_card")}
+    assert names == {"model_card/model_card.md", "model_card/model_card.html"}
+    md = reg.client.get_model_version(s.model_name, second["version"]).description
+    for part in (f"# Model card: {s.model_name} version {second['version']}", "## Data", "gold/customer_features",
+                 "## Features", "## Quality per segment", "| contract |", "## Calibration",
+                 "## Tuning and parameters", "Not tuned", "## Promotion gate", "**rejected**", "does not beat",
+                 "## Known limits"):
+        assert part in md, part
+    assert len(md) <= 5000
+    whole = reg.mlflow.artifacts.load_text(f"{run.info.artifact_uri}/model_card/model_card.md")
+    assert "| sessions_trend_7_30 | numeric |" in whole  # every feature with its description, in the artifact
+    page = reg.mlflow.artifacts.load_text(f"{run.info.artifact_uri}/model_card/model_card.html")
+    assert "<h2>Quality per segment</h2>" in page and "data:image/png;base64" in page
 
 
 def test_failed_runs_never_touch_the_champion(trained, make_settings, ml_lake, tmp_path):
