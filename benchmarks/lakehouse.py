@@ -1,6 +1,6 @@
-"""Lakehouse benchmark: generate and build the lakehouse for 100k and 1M customers.
+"""Lakehouse benchmark: generate and build the lakehouse for 100k and 1M customers over 90 days.
 
-    .venv/platform/bin/python benchmarks/lakehouse.py            # both sizes (about 15 min)
+    .venv/platform/bin/python benchmarks/lakehouse.py            # both sizes, 90 days (about 35 min)
     .venv/platform/bin/python benchmarks/lakehouse.py --sizes 20000 --days 7
 
 Each size runs in a fresh process (its own JVM), over the same number of daily drops, and
@@ -79,7 +79,8 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100000,1000000", help="customer counts, smallest first (the baseline)")
-    ap.add_argument("--days", type=int, default=7, help="daily drops per size (features use the last one)")
+    ap.add_argument("--days", type=int, default=90,
+                    help="daily drops per size; the features of the last day read all of them (90-day windows)")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--home", help=argparse.SUPPRESS)
     add_json_argument(ap, "lakehouse")
