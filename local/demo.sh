@@ -8,13 +8,16 @@
 # model. The generator raises prices on the first of those nights: the monitor's drift report flags
 # it and requests a retrain, which churn_training answers (the gate decides). Last, starts
 # `churn serve` (KServe) for a moment and asks it for one customer over v1 and over v2.
-# Knobs: DEMO_CUSTOMERS, DEMO_DAYS, DEMO_NIGHTS, CHURN_HOME, CHURN_PG_URL, CHURN_LABEL_HORIZON_DAYS.
+# Knobs: DEMO_CUSTOMERS, DEMO_DAYS, DEMO_NIGHTS, CHURN_HOME, CHURN_PG_URL, CHURN_LABEL_HORIZON_DAYS, CHURN_TUNE_TRIALS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CHURN_HOME=${CHURN_HOME:-$ROOT/.churn/demo}
 # a short history needs a short label horizon for an out-of-time split (the product default is 30)
 export CHURN_LABEL_HORIZON_DAYS=${CHURN_LABEL_HORIZON_DAYS:-14}
+# the retraining the demo triggers tunes first (churn_training runs the pipeline with --tune): a
+# short search on a small demo; the product default is 40 trials
+export CHURN_TUNE_TRIALS=${CHURN_TUNE_TRIALS:-10}
 CHURN="$ROOT/.venv/platform/bin/churn"
 PY="$ROOT/.venv/platform/bin/python"
 AIRFLOW="$ROOT/.venv/airflow/bin/airflow"

@@ -73,6 +73,9 @@ def make_settings(s3):
             # GX's data docs (an HTML site rebuilt after every validation, ~2 s): only the session's
             # lakehouse builds them, which tests/spark_jobs/test_lakehouse.py opens
             "CHURN_VALIDATION_DATA_DOCS": "false",
+            # the training DAG tunes (`churn pipeline run-local --tune`): a few trials show the step
+            # runs end to end; how well the search does is benchmarks/model_quality.py's question
+            "CHURN_TUNE_TRIALS": "4",
         }
         if "CHURN_JARS_DIR" in os.environ:
             env["CHURN_JARS_DIR"] = os.environ["CHURN_JARS_DIR"]
