@@ -244,6 +244,10 @@ def from_spec(settings: Settings, spec_path: str | Path, seed: int = 42) -> Trai
     lineage = [{"table": str(spec.source), "uri": str(spec.source), "version": _file_digest(spec.source),
                 "spec": str(spec.path)}]
     segments = [spec.rename.get(c, c) for c in spec.segments]
+    dropped = [c for c, name in zip(spec.segments, segments) if name not in {f.name for f in features}]
+    if dropped:
+        raise InputError(f"spec {spec.path}: 'segments' names column(s) {', '.join(dropped)} that are not features "
+                         "(listed under drop, or the id or label): a segment must be a column the model sees")
     return TrainingSet(frame, features, f"{settings.model_name}-{spec.name}", lineage, info, f"spec:{spec.name}",
                        segments, spec.tune)
 

@@ -86,3 +86,9 @@ def test_budget_spec_and_settings_are_checked(tmp_path):
         load_spec(spec)
     spec.write_text("source: x.csv\nid: id\nlabel: {column: c, positive: 'y'}\ntune: true\nsegments: [Plan]\n")
     assert load_spec(spec).tune == {} and load_spec(spec).segments == ["Plan"]
+    # a segment must be a feature: not a dropped column
+    pd.DataFrame({"id": range(40), "Plan": ["a", "b"] * 20, "Notes": "x", "c": ["y", "n", "n", "n"] * 10}).to_csv(
+        tmp_path / "x.csv", index=False)
+    spec.write_text("source: x.csv\nid: id\nlabel: {column: c, positive: 'y'}\ndrop: [Notes]\nsegments: [Plan, Notes]\n")
+    with pytest.raises(InputError, match="'segments' names column\\(s\\) Notes that are not features"):
+        from_spec(load_settings(env={"CHURN_HOME": str(tmp_path)}), spec)
