@@ -1,11 +1,12 @@
-"""``churn train``: prepare -> fit -> evaluate -> register and gate.
+"""``churn train``: prepare -> (tune) -> fit -> evaluate -> register and gate.
 
-The four steps are plain functions over a ``TrainingSet``, a ``ChurnModel`` and an ``Evaluation``;
+The steps are plain functions over a ``TrainingSet``, a ``ChurnModel`` and an ``Evaluation``;
 ``run`` chains them in one process, and the Kubeflow pipeline (``ml/pipelines/training.py``) runs
 the very same functions as components, passing the objects as artifacts (``*_step`` below).
 
 A failed run never touches the champion: the alias moves only in the last step, after the model is
-logged, registered and compared with the champion on the same evaluation rows.
+logged, registered, given its model card (ml/card.py) and compared with the champion on the same
+evaluation rows, overall and per segment.
 """
 
 from __future__ import annotations
