@@ -267,7 +267,7 @@ def tune_shard_step(settings: Settings, data: str, params_json: str, seed: int, 
 def tune_pick_step(settings: Settings, data: str, params_json: str, seed: int, tune: bool, shards: list) -> dict:
     """The chosen parameters (as overrides for ``fit_step``) and the search's summary, logged to MLflow."""
     from ml.registry import Registry
-    from ml.tune import _log_choice, log_to_mlflow, pick
+    from ml.tune import log_to_mlflow, pick
 
     ts = TrainingSet.load(data)
     budget = tune_budget(settings, ts, tune)
@@ -276,7 +276,6 @@ def tune_pick_step(settings: Settings, data: str, params_json: str, seed: int, t
     if budget is None or not any(sh["trials"] for sh in shards):
         return {"params": json.loads(params_json or "{}"), "tuning": None}
     chosen, summary = pick(params, shards, budget)
-    _log_choice(summary)
     summary["run_id"] = log_to_mlflow(Registry(settings), ts.name, summary, shards, seed)
     from dataclasses import asdict
 

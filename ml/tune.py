@@ -153,7 +153,8 @@ def run_shard(ts: TrainingSet, base: TrainParams, budget: Budget, seed: int, wor
 
     share = budget.shares()[worker] if worker < len(budget.shares()) else 0
     t0 = time.time()
-    rows = sample_customers(search_rows(ts), budget.sample_rows, seed)
+    everything = search_rows(ts)
+    rows = sample_customers(everything, budget.sample_rows, seed)
     folds = folds_of(rows, ts.split.get("kind", "stratified"), budget.folds, seed)
     prep = Preprocessor.fit(rows, ts.features)
     x = prep.transform(rows, "tuning rows")
@@ -165,7 +166,7 @@ def run_shard(ts: TrainingSet, base: TrainParams, budget: Budget, seed: int, wor
         data.append((dfit, dscore, y[score_at]))
     prepared = time.time() - t0
     log.info("tune shard %d: %d trials on %d rows (%d customers) of %d, %d fold(s), %.1fs to prepare", worker, share,
-             len(rows), rows["customer_id"].nunique(), len(search_rows(ts)), len(folds), prepared)
+             len(rows), rows["customer_id"].nunique(), len(everything), len(folds), prepared)
 
     def objective(trial) -> float:
         params = _suggest(trial, base)
@@ -223,6 +224,7 @@ def pick(base: TrainParams, shards: list[dict], budget: Budget) -> tuple[TrainPa
                "folds": shards[0]["folds"] if shards else 0, "workers": len(shards)}
     if not done:
         summary.update(chosen={k: getattr(base, k) for k in SPACE}, best_auc=None, default_auc=None, source="default")
+        _log_choice(summary)
         return base, summary
     best = max(done, key=lambda t: (t["value"], -t["worker"], -t["number"]))
     default = next((t for t in done if t["worker"] == 0 and t["number"] == 0), None)
@@ -230,6 +232,7 @@ def pick(base: TrainParams, shards: list[dict], budget: Budget) -> tuple[TrainPa
     summary.update(chosen={k: getattr(chosen, k) for k in SPACE}, best_auc=best["value"],
                    default_auc=default["value"] if default else None, best_trial=[best["worker"], best["number"]],
                    source="default" if default is best else "search")
+    _log_choice(summary)
     return chosen, summary
 
 
@@ -239,7 +242,6 @@ def tune(ts: TrainingSet, base: TrainParams, budget: Budget, seed: int) -> tuple
         return base, {"budget": asdict(budget), "source": "default", "trials": 0, "completed": 0}, []
     shards = [run_shard(ts, base, budget, seed, w) for w in range(len(budget.shares()))]
     chosen, summary = pick(base, shards, budget)
-    _log_choice(summary)
     return chosen, summary, shards
 
 

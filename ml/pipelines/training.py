@@ -11,10 +11,10 @@ Tuning (``tune=True``, or a spec with a ``tune:`` section; ml/tune.py) fans out:
 the shards (``CHURN_TUNE_WORKERS``), a ``ParallelFor`` runs one ``tune shard`` pod per shard (each
 an independent seeded search over its share of the trials, on the training rows only), and
 ``tune pick`` collects them, keeps the best trial, logs every trial to MLflow as a child run and
-hands the chosen parameters to ``train``. kfp's local runner cannot run a task after a ``ParallelFor``
-(it runs loops after every ordinary task), so ``run_local`` builds the pipeline with the shards in
-one ``tune`` step, one after the other: the same functions, the same result. Untuned, the plan has one shard that searches nothing and
-``train`` gets the given parameters.
+hands the chosen parameters to ``train``. kfp's local runner cannot run a task after a
+``ParallelFor`` (it runs loops after every ordinary task), so ``run_local`` builds the pipeline with
+the shards in one ``tune`` step, one after the other: the same functions, the same result.
+Untuned, the plan has one shard that searches nothing and ``train`` gets the given parameters.
 
 ``compile_pipeline`` writes the IR YAML a Kubeflow Pipelines endpoint runs; ``run_local`` runs the
 same pipeline with kfp's local SubprocessRunner (no cluster, no containers) in this environment.
