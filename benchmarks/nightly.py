@@ -21,6 +21,7 @@ as history (``churn run``), and measured:
    ceiling: plain xgboost + numpy + Arrow doing the same work on the same rows in one process
    (delta-rs read, one ``pred_contribs`` call on all cores, vectorised top 3, Arrow reasons, sort
    for deciles, delta-rs write), with the reasons' cost broken out (probabilities alone, Saabas).
+   The two take turns, ``--score-runs`` times each (default 2), and each is judged by its best run.
 3. publishing: ``churn.publish.publish`` (delta-rs read -> reasons as columns -> parallel COPY of
    the scores and of the online features into the day's new tables -> reconcile + primary keys ->
    partition swap) against a bare single-connection ``COPY FROM STDIN`` of the same rows of both
@@ -292,15 +293,29 @@ def one_size(n: int, base: Path, s_small, pg_url: str, args) -> dict:
             out["night_cluster"] = run_night(s, {**env, "CHURN_SPARK_MASTER": cluster.master,
                                                  "CHURN_SPARK_EXECUTOR_MEMORY": args.executor_memory}, D1, cluster)
     if n == args.score_at:
-        say("  scoring: the platform's Spark job in a warm session, then the ceiling on the same rows")
-        spark = get_spark(s, "bench-nightly")
-        scored, t_spark = timed(lambda: score.run(spark, s, D1))
-        spark.stop()  # the ceiling gets both cores to itself
-        bare = bare_scoring(s, {f.name: f.description for f in FEATURES})
-        out["scoring"] = {"rows": scored["rows"], "spark_seconds": round(t_spark, 1),
+        # ours and the ceiling take turns, each ``--score-runs`` times, and each is judged by its best
+        # run: on a shared machine a run can lose a quarter of its speed to a neighbour (the ceiling
+        # alone measured 51 s and 66 s on the same rows), and the best run is the one least disturbed
+        runs = {"spark_seconds": [], "ceiling_seconds": []}
+        for k in range(args.score_runs):
+            say(f"  scoring ({k + 1}/{args.score_runs}): the platform's Spark job in a warm session, then the "
+                "ceiling on the same rows")
+            spark = get_spark(s, "bench-nightly")
+            spark.range(1).count()  # warm: the session's start is not the job's time
+            scored, t_spark = timed(lambda: score.run(spark, s, D1))
+            spark.stop()  # the ceiling gets both cores to itself
+            bare = bare_scoring(s, {f.name: f.description for f in FEATURES})
+            runs["spark_seconds"].append(round(t_spark, 1))
+            runs["ceiling_seconds"].append(round(bare["seconds"], 1))
+            if bare["seconds"] <= min(runs["ceiling_seconds"]):
+                best_bare = bare
+        t_spark, t_bare = min(runs["spark_seconds"]), min(runs["ceiling_seconds"])
+        bare = best_bare
+        out["scoring"] = {"rows": scored["rows"], "spark_seconds": t_spark,
                           "spark_rows_per_s": round(scored["rows"] / t_spark),
-                          "ceiling_seconds": round(bare["seconds"], 1), "ceiling_rows_per_s": round(bare["rows"] / bare["seconds"]),
-                          "share_of_ceiling": round(bare["seconds"] / t_spark * scored["rows"] / bare["rows"], 3),
+                          "ceiling_seconds": t_bare, "ceiling_rows_per_s": round(bare["rows"] / t_bare),
+                          "share_of_ceiling": round(t_bare / t_spark * scored["rows"] / bare["rows"], 3),
+                          "runs": runs,
                           "ceiling_breakdown_s": {k: round(bare[k], 2) for k in ("read", "compute", "write")},
                           "compute_only_s": {k: round(bare[k], 2) for k in ("prob_only", "approx_contribs", "exact_contribs")}}
     say("  publishing: churn publish, bare COPY FROM STDIN, pandas to_sql")
@@ -326,6 +341,8 @@ def main() -> int:
     ap.add_argument("--cluster", action="store_true", help="also run the largest size's night on a standalone cluster")
     ap.add_argument("--executor-memory", default="3g", help="each cluster executor's memory (with --cluster)")
     ap.add_argument("--to-sql-sample", type=int, default=100_000)
+    ap.add_argument("--score-runs", type=int, default=2, help="runs of our scoring and of the ceiling, taking turns; "
+                                                              "each is judged by its best")
     ap.add_argument("--home", help="keep the benchmark's state here (default: a temporary folder)")
     add_json_argument(ap, "nightly")
     args = ap.parse_args()
@@ -386,6 +403,10 @@ def report(results: dict) -> None:
             c = sc["compute_only_s"]
             print(f"{'scoring rows/s at ' + format(x['customers'], ',') + ' (Spark, warm)':46} {sc['spark_rows_per_s']:>16,} "
                   f"{sc['ceiling_rows_per_s']:>16,} ceiling {sc['share_of_ceiling']:>7.0%}  >= 60 % of the ceiling")
+            if "runs" in sc:
+                r = sc["runs"]
+                print(f"{'  each run (s), best counted':46} {' / '.join(map(str, r['spark_seconds'])):>16} "
+                      f"{' / '.join(map(str, r['ceiling_seconds'])):>24}")
             print(f"{'  of which exact SHAP (compute only, ceiling)':46} {c['exact_contribs']:>15.1f}s "
                   f"{'prob only ' + format(c['prob_only'], '.1f') + ' s':>24} {c['exact_contribs'] / max(c['prob_only'], 1e-9):>7.0f}x")
     for x in sizes:

@@ -78,32 +78,69 @@ def reasons_array(values: np.ndarray, frame: pd.DataFrame, feats: list[str],
 
 
 def _values(frame: pd.DataFrame, feats: list[str], rows: np.ndarray, cols: np.ndarray) -> pa.Array:
-    """The customer's value of each reason's feature, as text, gathered one feature column at a time."""
+    """The customer's value of each reason's feature, as text: gathered one feature column at a time,
+    then formatted by kind in one call each (text as is, integers exactly, other numbers by
+    :func:`format_values`), so a one-row request pays for three formatting calls at most, not one
+    per reason."""
     if len(cols) == 0:
         return pa.array([], pa.string())
     order = np.argsort(cols, kind="stable")
-    pieces, start = [], 0
+    kinds: dict[str, tuple[list, list]] = {"text": ([], []), "int": ([], []), "float": ([], [])}
+    if len(frame) <= 64:  # an online request: one conversion instead of a pandas column per reason
+        cells, where = frame.to_numpy(dtype=object), {c: i for i, c in enumerate(frame.columns)}
+        column = lambda name: cells[:, where[name]]  # noqa: E731
+    else:
+        column = lambda name: frame[name].to_numpy()  # noqa: E731
+    start = 0
     bounds = np.flatnonzero(np.diff(cols[order])) + 1
     for stop in [*bounds.tolist(), len(order)]:
-        j = int(cols[order[start]])
-        pieces.append(format_values(frame[feats[j]].to_numpy()[rows[order[start:stop]]]))
+        at = order[start:stop]
+        kind, raw = _kind(column(feats[int(cols[at[0]])])[rows[at]])
+        kinds[kind][0].append(at)
+        kinds[kind][1].append(raw)
         start = stop
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
+    pieces, positions = [], []
+    for kind, (ats, raws) in kinds.items():
+        if not ats:
+            continue
+        positions.extend(ats)
+        if kind == "text":
+            pieces.append(pa.concat_arrays([r.cast(pa.string()) for r in raws]))
+        elif kind == "int":
+            pieces.append(pc.cast(pa.array(np.concatenate(raws)), pa.string()))
+        else:
+            pieces.append(_format_floats(np.concatenate(raws)))
+    at = np.concatenate(positions)
+    inverse = np.empty_like(at)
+    inverse[at] = np.arange(len(at))
     return pa.concat_arrays(pieces).take(pa.array(inverse))
 
 
-def format_values(raw: np.ndarray) -> pa.Array:
-    """Feature values as text: numbers to 6 significant digits ("70.35", "3", "1234570"), text as is,
-    missing as null."""
+def _kind(raw: np.ndarray) -> tuple[str, object]:
+    """Values of one feature: ("text", an Arrow array), ("int", int64) or ("float", float64)."""
     if raw.dtype == object:
         arr = pa.array(raw, from_pandas=True)
         if pa.types.is_string(arr.type) or pa.types.is_null(arr.type):
-            return arr.cast(pa.string())
+            return "text", arr
         raw = arr.to_numpy(zero_copy_only=False)
     if raw.dtype.kind in "iub":
-        return pc.cast(pa.array(raw.astype(np.int64)), pa.string())
-    v = raw.astype(np.float64)
+        return "int", raw.astype(np.int64)
+    return "float", raw.astype(np.float64)
+
+
+def format_values(raw: np.ndarray) -> pa.Array:
+    """Feature values as text: numbers to 6 significant digits ("70.35", "3", "1234570"), integers
+    exactly, text as is, missing as null."""
+    kind, values = _kind(raw)
+    if kind == "text":
+        return values.cast(pa.string())
+    if kind == "int":
+        return pc.cast(pa.array(values), pa.string())
+    return _format_floats(values)
+
+
+def _format_floats(v: np.ndarray) -> pa.Array:
+    """float64 values to 6 significant digits as text (NaN: null)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         exp = np.floor(np.log10(np.abs(v)))
         exp = np.where(np.isfinite(exp), exp, 0).astype(np.int64)
