@@ -1,6 +1,6 @@
 """Online benchmark: `churn serve` answering single-customer requests, next to KServe serving the bare model.
 
-    .venv/platform/bin/python benchmarks/online.py             # about 6 min
+    .venv/platform/bin/python benchmarks/online.py             # about 9 min
     .venv/platform/bin/python benchmarks/online.py --requests 500
 
 Set-up (timed, not a figure): a small generated lakehouse (20k customers, 28 days, 7-day labels)
@@ -213,7 +213,7 @@ def main() -> int:
     from _common import add_json_argument, write_json
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=2000, help="sequential requests per server")
+    ap.add_argument("--requests", type=int, default=5000, help="sequential requests per server (p99: the 50th slowest)")
     ap.add_argument("--seconds", type=float, default=15.0, help="duration of each concurrent run")
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second of the open-loop run")
     ap.add_argument("--rate-seconds", type=float, default=60.0, help="duration of the open-loop run")

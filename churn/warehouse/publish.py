@@ -9,8 +9,8 @@
    ``publish_connections`` parallel connections. The day's constants (date, model, run id) are
    column defaults of that table, not bytes on the wire;
 2. reconciles: the table must hold exactly the Delta row count, and its primary key (built now,
-   the index the partition needs anyway) proves one row per customer; otherwise the publish
-   aborts and nothing published changes;
+   the index the partition needs anyway; the two tables' side by side, on two connections)
+   proves one row per customer; otherwise the publish aborts and nothing published changes;
 3. swaps, in one short transaction: an earlier D partition is detached, the new table is attached
    as D's partition, ``churn.features`` gets the reasons' descriptions and the
    ``churn.scoring_runs`` row is marked succeeded. A CRM reader sees the previous day-state or the
@@ -43,6 +43,8 @@ LOADED = ["customer_id", "churn_probability", "risk_decile", "risk_band",
           *[f"reason_{k}_{f}" for k in range(1, REASONS + 1) for f in ("feature", "value", "contribution")]]
 _READ = ["customer_id", "churn_probability", "risk_decile", "risk_band", "reasons"]
 _MODEL = ["model_name", "model_version", "model_run_id"]
+#: Memory for each primary key's sort (one per loaded table, built side by side).
+_SORT_MEMORY = "256MB"
 
 
 class ReconciliationFailed(ChurnError):
@@ -258,10 +260,10 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             _load(settings, f"churn_staging.{online.load}", feature_columns,
                   read_batches(features, feature_columns, features_flt, batch_rows), lambda batch: (batch, {}))
             load_seconds = time.time() - t0
-            conn.execute("SET maintenance_work_mem = '256MB'")
-            loaded = scores.seal(conn, meta["expected"], f"gold/customer_scores@v{meta['version']}")
             # the online features are the very rows that were scored: one per scored customer
-            online.seal(conn, loaded, f"gold/customer_features@v{features_version}")
+            loaded = _seal_side_by_side(settings, conn, meta["expected"],
+                                        (scores, f"gold/customer_scores@v{meta['version']}"),
+                                        (online, f"gold/customer_features@v{features_version}"))
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
@@ -296,6 +298,39 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
              model["model_version"], secs, run_id)
     return {"date": str(d), "run_id": str(run_id), "rows": loaded, "model": model["model_name"],
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
+
+
+def _seal_side_by_side(settings: Settings, conn, expected: int, first: tuple, second: tuple) -> int:
+    """Seal both loaded tables at once (``expected`` rows each): ``first`` on ``conn``, ``second`` on a
+    connection of its own. Each primary key is one backend's sort; the load is over, so the two take
+    a core each instead of one after the other. The first table's failure is the one reported."""
+    import threading
+
+    import psycopg
+
+    from churn.core.pg import CONNECT_ARGS, effective_url
+
+    failed: list[BaseException] = []
+
+    def seal_second() -> None:
+        try:
+            with psycopg.connect(effective_url(settings), autocommit=True, **CONNECT_ARGS) as other:
+                as_publisher(other, settings)
+                other.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
+                second[0].seal(other, expected, second[1])
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=seal_second, name="publish-seal", daemon=True)
+    worker.start()
+    try:
+        conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
+        loaded = first[0].seal(conn, expected, first[1])
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    return loaded
 
 
 def in_short_lock_waits(conn, work, timeout_s: float, attempts: int, what: str) -> None:

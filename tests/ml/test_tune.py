@@ -24,7 +24,7 @@ def test_the_search_never_sees_the_holdout_and_is_reproducible(tmp_path):
     a search that read the test rows in any way would score its trials differently."""
     s = load_settings(env={"CHURN_HOME": str(tmp_path)})
     ts = from_spec(s, TELCO_SPEC, seed=7)
-    budget = Budget(trials=5, seconds=300, folds=2)
+    budget = Budget(trials=3, seconds=300, folds=2)  # the defaults and two sampled trials
     chosen, summary, shards = tune(ts, TrainParams(seed=7), budget, seed=7)
 
     frame = ts.frame.copy()
@@ -44,7 +44,7 @@ def test_the_search_never_sees_the_holdout_and_is_reproducible(tmp_path):
     assert first["params"] == {k: getattr(TrainParams(), k) for k in SPACE}
     assert summary["best_auc"] >= summary["default_auc"]
     assert summary["rows"] == summary["customers"] == ts.split["n_train"] + ts.split["n_valid"]
-    assert len(shards[0]["trials"]) == 5 and summary["completed"] + summary["pruned"] == 5
+    assert len(shards[0]["trials"]) == 3 and summary["completed"] + summary["pruned"] == 3
 
 
 def test_search_rows_and_folds():
