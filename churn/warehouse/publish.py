@@ -97,12 +97,14 @@ def _day(settings: Settings, d: dt.date):
                          f"run `churn score --date {d}` first")
     dataset = table.to_pyarrow_dataset()
     flt = ds.field("score_date") == ds.scalar(d)
-    counts: dict[tuple, int] = {}  # (name, version, run id) -> rows, counted batch by batch
-    for batch in read_batches(dataset, _MODEL, flt, 1_000_000):
-        part = pa.Table.from_batches([batch]).group_by(_MODEL).aggregate([("model_name", "count")])
-        for row in part.to_pylist():
-            key = tuple(row[c] for c in _MODEL)
-            counts[key] = counts.get(key, 0) + row["model_name_count"]
+    counts = _counts_from_log(table, d)
+    if counts is None:  # (name, version, run id) -> rows, counted batch by batch
+        counts = {}
+        for batch in read_batches(dataset, _MODEL, flt, 1_000_000):
+            part = pa.Table.from_batches([batch]).group_by(_MODEL).aggregate([("model_name", "count")])
+            for row in part.to_pylist():
+                key = tuple(row[c] for c in _MODEL)
+                counts[key] = counts.get(key, 0) + row["model_name_count"]
     expected = sum(counts.values())
     if expected == 0:
         raise InputError(f"gold/customer_scores has no rows for {d}: run `churn score --date {d}` first")
@@ -111,6 +113,31 @@ def _day(settings: Settings, d: dt.date):
         raise ReconciliationFailed(f"publish {d}: gold/customer_scores@v{table.version()} holds scores of more than one "
                                    f"model for the day: {found}; rescore the day (`churn score --date {d}`)")
     return {"version": table.version(), "expected": expected, "model": found[0]}, dataset, flt
+
+
+def _counts_from_log(table, d: dt.date) -> dict[tuple, int] | None:
+    """D's rows per model, from the Delta log's file statistics alone (no row is read): each of D's
+    files holds one model when its minimum and maximum agree on name, version and run id. None,
+    and the rows are counted instead, when the statistics cannot tell: a file without them, with
+    nulls, or with a value truncated in them (differing bounds), or deletion vectors in the table.
+    A count that were wrong would still be caught: the load is reconciled against it."""
+    import pyarrow as pa
+
+    if "deletionVectors" in (table.protocol().reader_features or []):
+        return None
+    actions = pa.table(table.get_add_actions(flatten=True))
+    bounds = [f"{b}.{c}" for b in ("min", "max", "null_count") for c in _MODEL]
+    if not actions.num_rows or not {"num_records", "partition.score_date", *bounds} <= set(actions.column_names):
+        return None
+    counts: dict[tuple, int] = {}
+    for f in actions.select(["num_records", "partition.score_date", *bounds]).to_pylist():
+        if f["partition.score_date"] != d or f["num_records"] == 0:
+            continue
+        low, high = (tuple(f[f"{b}.{c}"] for c in _MODEL) for b in ("min", "max"))
+        if f["num_records"] is None or low != high or None in low or any(f[f"null_count.{c}"] != 0 for c in _MODEL):
+            return None
+        counts[low] = counts.get(low, 0) + f["num_records"]
+    return counts
 
 
 def _load(settings: Settings, target: str, columns: list[str], batches, convert) -> dict[str, str]:

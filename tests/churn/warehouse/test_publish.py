@@ -165,6 +165,33 @@ def test_a_duplicate_customer_aborts_and_publishes_nothing(settings):
     assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
 
 
+def test_a_day_scored_by_two_models_is_refused_whether_the_log_or_the_rows_tell(settings):
+    """Publish counts a day's rows and models from the Delta log's file statistics when each file
+    holds one model, and from the rows otherwise: both ways, a day of two models publishes nothing."""
+    from churn.warehouse.publish import _counts_from_log, delta_table
+
+    db.upgrade(settings)
+    write(settings, scores(D1, range(30)), D1)
+    publish(settings, D1)
+    assert _counts_from_log(delta_table(settings, "gold", "customer_scores"), D1) == {("churn", "1", "run1"): 30}
+    # one file, two models: its bounds differ, so the rows are read
+    write(settings, pd.concat([scores(D1, range(20)), scores(D1, range(20, 40), version="2")]), D1)
+    assert _counts_from_log(delta_table(settings, "gold", "customer_scores"), D1) is None
+    with pytest.raises(ReconciliationFailed, match="more than one model"):
+        publish(settings, D1)
+    # two files of one model each: the log tells
+    write(settings, scores(D1, range(20)), D1)
+    write_deltalake(settings.table_uri("gold", "customer_scores"),
+                    pa.Table.from_pandas(scores(D1, range(20, 40), version="2"), schema=SCHEMA, preserve_index=False),
+                    partition_by=["score_date"], mode="append")
+    assert _counts_from_log(delta_table(settings, "gold", "customer_scores"), D1) == {
+        ("churn", "1", "run1"): 20, ("churn", "2", "run2"): 20}
+    with pytest.raises(ReconciliationFailed, match="more than one model"):
+        publish(settings, D1)
+    assert query(settings, "SELECT count(*), min(model_version) FROM churn.customer_scores WHERE score_date = %s",
+                 D1) == [(30, "1")]
+
+
 def test_a_killed_publish_leaves_the_published_day_intact(settings):
     db.upgrade(settings)
     write(settings, scores(D3, range(40)), D3)
