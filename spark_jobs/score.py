@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from churn.core.errors import InputError
 from churn.core.feature_defs import CATEGORICAL, FEATURES
+from churn.core.scores import BANDS
 from churn.core.settings import Settings
 from churn.core.pipeline import StepRun
 from ml.scoring import score_table
@@ -99,7 +100,19 @@ def decile_bounds(scored: DataFrame, rel_error: float = 1e-5) -> list[float]:
     value of a day under ``1 / rel_error`` customers (100k), so there the bounds are exact and a rerun
     on other files or executors gives the same deciles; above it a bound is off by at most
     ``rel_error`` of the day's rank (100 customers in 10M)."""
-    return scored.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], rel_error)
+    return day_stats(scored, rel_error)["bounds"]
+
+
+def day_stats(scored: DataFrame, rel_error: float = 1e-5) -> dict:
+    """The day's row count, decile bounds (:func:`decile_bounds`) and rows per risk band, in one
+    aggregation: one pass over the scored rows, not one job per figure (``percentile_approx`` keeps
+    the same Greenwald-Khanna summaries as ``approxQuantile``, as a SQL aggregate, with accuracy
+    ``1 / rel_error``)."""
+    row = scored.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.percentile_approx("churn_probability", [i / 10 for i in range(1, 10)], int(round(1 / rel_error))).alias("bounds"),
+        *[F.count(F.when(F.col("risk_band") == b, 1)).alias(f"band_{b}") for b in BANDS]).first()
+    return {"rows": row["rows"], "bounds": list(row["bounds"] or []), "bands": {b: row[f"band_{b}"] for b in BANDS}}
 
 
 def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
@@ -122,9 +135,8 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
 
     scored = day.select(*cols).mapInArrow(score_batches, SCORE_SCHEMA).persist()
     try:
-        n = scored.count()
-        qs = decile_bounds(scored)
-        bands = {r["risk_band"]: r["n"] for r in scored.groupBy("risk_band").agg(F.count("*").alias("n")).collect()}
+        stats = day_stats(scored)  # the pass that scores and caches the rows
+        n, qs, band_rows = stats["rows"], stats["bounds"], stats["bands"]
         out = (deciles(scored, qs=qs)
                .withColumn("model_name", F.lit(payload["name"]))
                .withColumn("model_version", F.lit(payload["version"]))
@@ -138,7 +150,7 @@ def run(spark: SparkSession, settings: Settings, d: dt.date) -> dict:
         bc.unpersist()
     log.info("gold/customer_scores %s: %d customers scored with %s version %s", d, n, payload["name"], payload["version"])
     return {"date": str(d), "rows": n, "model": payload["name"], "version": payload["version"], "run_id": payload["run_id"],
-            "risk_bands": {b: bands.get(b, 0) for b in ("low", "medium", "high")},
+            "risk_bands": band_rows,
             "score_quantiles": {f"0.{i}": round(q, 6) for i, q in enumerate(qs, start=1)}}
 
 
