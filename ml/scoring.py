@@ -1,17 +1,20 @@
 """Scoring a batch of feature rows: probability, risk band and top reasons. No Spark: the nightly
-Spark job (``mapInArrow``) and the online predictor call this same function, so the two paths cannot
-drift apart.
+Spark job (``mapInArrow``) and the online predictor share one computation, :func:`scored`, so the
+two paths cannot drift apart; they differ only in how its arrays are laid out.
 
 Vectorised end to end: XGBoost's exact TreeSHAP contributions (``pred_contribs``, whose sum is the
 margin, so the probability comes from the same call), the top reasons chosen with numpy over the
-whole batch, and the reasons column built as an Arrow list of structs from flat arrays (offsets,
-feature positions, contributions, formatted values), with no Python object per row. The batch job
-hands that Arrow table straight to Spark; the online path turns its rows into Python dicts for JSON.
+whole batch, and the reasons' values formatted as text per kind in one call each, with no Python
+object per row. The batch job gets an Arrow table (:func:`score_table`: the reasons as a list of
+structs built from flat arrays) and hands it straight to Spark; the online path gets Python dicts
+for JSON (:func:`score_records`), which for a request of one row costs a fraction of building
+Arrow lists only to take them apart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,22 +32,64 @@ SCHEMA = pa.schema([("customer_id", pa.string()), ("score_date", pa.date32()), (
 _BANDS = pa.array(BANDS, pa.string())
 
 
-def score_table(model, frame: pd.DataFrame, score_date: dt.date, descriptions: dict[str, str],
-                bands: list[float]) -> pa.Table:
-    """Probability, risk band and top reasons of each row of ``frame`` (``customer_id`` and the model's
-    features), as an Arrow table of :data:`SCHEMA`. ``bands`` are ``Settings.risk_bands``' two
-    probability thresholds."""
-    n = len(frame)
-    if n == 0:
-        return SCHEMA.empty_table()
+@dataclass(frozen=True)
+class Scored:
+    """What :func:`scored` computes for a batch, in flat arrays: each row's probability and band (an
+    index into :data:`BANDS`), and its reasons row by row (``counts[i]`` of them for row ``i``: the
+    feature's position, its SHAP contribution rounded to 6 decimals and its value as text)."""
+
+    prob: np.ndarray
+    band: np.ndarray
+    counts: np.ndarray
+    cols: np.ndarray
+    contribution: np.ndarray
+    values: pa.Array
+
+
+def scored(model, frame: pd.DataFrame, bands: list[float]) -> Scored:
+    """The one scoring computation: probability, band and reasons of each row of ``frame``
+    (``customer_id`` and the model's features). ``bands`` are ``Settings.risk_bands``' two probability
+    thresholds. :func:`score_table` (the nightly, in Arrow) and :func:`score_records` (online, in
+    Python) only lay its arrays out."""
     contrib = model.contribution_values(frame)
     values = contrib[:, :-1]
     prob = 1.0 / (1.0 + np.exp(-(values.sum(axis=1) + contrib[:, -1])))
     band = (prob >= bands[0]).astype(np.int8) + (prob >= bands[1])
-    reasons = reasons_array(values, frame, model.feature_names, descriptions)
+    (rows, cols), counts = top_reasons(values)
+    return Scored(prob.astype(np.float64), band, counts, cols, np.round(values[rows, cols].astype(np.float64), 6),
+                  _values(frame, model.feature_names, rows, cols))
+
+
+def score_table(model, frame: pd.DataFrame, score_date: dt.date, descriptions: dict[str, str],
+                bands: list[float]) -> pa.Table:
+    """Probability, risk band and top reasons of each row of ``frame`` as an Arrow table of
+    :data:`SCHEMA`: the nightly's batches."""
+    n = len(frame)
+    if n == 0:
+        return SCHEMA.empty_table()
+    s = scored(model, frame, bands)
     return pa.table([pa.array(frame["customer_id"].to_numpy(), pa.string(), from_pandas=True),
                      pa.array(np.full(n, score_date, dtype="datetime64[D]"), pa.date32()),
-                     pa.array(prob, pa.float64()), _BANDS.take(pa.array(band)), reasons], schema=SCHEMA)
+                     pa.array(s.prob, pa.float64()), _BANDS.take(pa.array(s.band)),
+                     _reasons(s, model.feature_names, descriptions)], schema=SCHEMA)
+
+
+def score_records(model, frame: pd.DataFrame, descriptions: dict[str, str], bands: list[float]) -> list[dict]:
+    """The same scores as :func:`score_table` (equal to its rows' ``to_pylist()``, without
+    ``customer_id`` and ``score_date``), laid out as Python dicts for a JSON answer: an online
+    request of one row skips building Arrow lists of structs only to take them apart again."""
+    if len(frame) == 0:
+        return []
+    s = scored(model, frame, bands)
+    feats = model.feature_names
+    names = [(f, descriptions.get(f, f)) for f in feats]
+    reasons = [{"feature": names[c][0], "description": names[c][1], "value": v, "contribution": x}
+               for c, v, x in zip(s.cols.tolist(), s.values.to_pylist(), s.contribution.tolist())]
+    out, start = [], 0
+    for p, b, k in zip(s.prob.tolist(), s.band.tolist(), s.counts.tolist()):
+        out.append({"churn_probability": p, "risk_band": BANDS[b], "reasons": reasons[start:start + k]})
+        start += k
+    return out
 
 
 def top_reasons(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,16 +109,22 @@ def top_reasons(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def reasons_array(values: np.ndarray, frame: pd.DataFrame, feats: list[str],
                   descriptions: dict[str, str]) -> pa.ListArray:
-    """The reasons column: one list of :data:`REASON` structs per row, built from flat arrays."""
+    """The reasons column of SHAP contributions ``values`` (rows x ``feats``): one list of
+    :data:`REASON` structs per row."""
     (rows, cols), counts = top_reasons(values)
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    names = pa.array(feats, pa.string())
-    described = pa.array([descriptions.get(f, f) for f in feats], pa.string())
-    at = pa.array(cols)
+    s = Scored(np.zeros(len(values)), np.zeros(len(values), np.int8), counts, cols,
+               np.round(values[rows, cols].astype(np.float64), 6), _values(frame, feats, rows, cols))
+    return _reasons(s, feats, descriptions)
+
+
+def _reasons(s: Scored, feats: list[str], descriptions: dict[str, str]) -> pa.ListArray:
+    """One list of :data:`REASON` structs per row, built from the flat arrays of ``s``."""
+    offsets = np.zeros(len(s.counts) + 1, dtype=np.int32)
+    np.cumsum(s.counts, out=offsets[1:])
+    at = pa.array(s.cols)
     struct = pa.StructArray.from_arrays(
-        [names.take(at), described.take(at), _values(frame, feats, rows, cols),
-         pa.array(np.round(values[rows, cols].astype(np.float64), 6))], fields=list(REASON))
+        [pa.array(feats, pa.string()).take(at), pa.array([descriptions.get(f, f) for f in feats], pa.string()).take(at),
+         s.values, pa.array(s.contribution)], fields=list(REASON))
     return pa.ListArray.from_arrays(pa.array(offsets), struct)
 
 
@@ -119,6 +170,8 @@ def _values(frame: pd.DataFrame, feats: list[str], rows: np.ndarray, cols: np.nd
 def _kind(raw: np.ndarray) -> tuple[str, object]:
     """Values of one feature: ("text", an Arrow array), ("int", int64) or ("float", float64)."""
     if raw.dtype == object:
+        if len(raw) <= 64 and all(type(v) in (float, np.float64) for v in raw):
+            return "float", raw.astype(np.float64)  # an online request's numbers: what Arrow would infer
         arr = pa.array(raw, from_pandas=True)
         if pa.types.is_string(arr.type) or pa.types.is_null(arr.type):
             return "text", arr

@@ -6,8 +6,9 @@
   current model serving (and says so in the log).
 - A request names customers, whose features are read from ``churn.online_features`` (the newest
   published night), or carries full feature vectors; ``overrides`` change some features of a
-  customer for a what-if. Scoring is :func:`ml.scoring.score_table`, the function the nightly
-  batch runs: the same features and the same code give the same probability and reasons.
+  customer for a what-if. Scoring is :func:`ml.scoring.scored`, the computation the nightly
+  batch runs (``score_records`` lays it out as dicts, the batch's ``score_table`` as Arrow): the
+  same features and the same code give the same probability and reasons.
 - v1: ``/v1/models/churn:predict`` and ``:explain``; v2 (Open Inference Protocol):
   ``/v2/models/churn/infer`` plus metadata and readiness, served by KServe's ModelServer.
 """
@@ -33,7 +34,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from churn.core.feature_defs import FEATURES
 from churn.core.settings import Settings
 from ml.model import ChurnModel
-from ml.scoring import score_table
+from ml.scoring import score_records
 from ml.serving.contract import FeatureContract, Instance, InvalidRequest, UnknownCustomer, parse_v1, parse_v2
 
 log = logging.getLogger("ml.serving")
@@ -106,7 +107,7 @@ class ChampionWatcher:
         # node, for a core) around it; the server's concurrency is across requests
         model.booster.set_param({"nthread": 1})
         contract = FeatureContract(model.prep, DEFINITIONS)
-        score_table(model, _example_row(model, contract), dt.date.today(), DESCRIPTIONS, self.settings.risk_band_list)  # proves it scores
+        score_records(model, _example_row(model, contract), DESCRIPTIONS, self.settings.risk_band_list)  # proves it scores
         previous = self._current
         self._current = Champion(model, version, mv.run_id or "", contract, time.time())
         if previous is not None:
@@ -447,11 +448,11 @@ class ChurnPredictor(Model):
             cells[i, 1:] = [(np.nan if v is None else float(v)) if num else v
                             for num, v in zip(numeric, (values.get(n) for n in names))]
         frame = pd.DataFrame(cells, columns=["customer_id", *names], dtype=object)  # one block, no type inference
-        scored = score_table(champion.model, frame, night or dt.date.today(), DESCRIPTIONS, self.bands)
+        scored = score_records(champion.model, frame, DESCRIPTIONS, self.bands)
         SCORED.labels("lookup").inc(sum(i.customer_id is not None for i in instances))
         SCORED.labels("payload").inc(sum(i.customer_id is None for i in instances))
         out = []
-        for inst, row in zip(instances, scored.to_pylist()):
+        for inst, row in zip(instances, scored):
             out.append({
                 "customer_id": inst.customer_id,
                 "churn_probability": row["churn_probability"],

@@ -69,3 +69,40 @@ def test_one_row_at_a_time_gives_the_reasons_of_the_whole_batch():
              for i in range(len(big))]
     assert alone == batch
     assert sum(len(r) for r in batch) > 2 * len(big)  # most rows have several reasons of several kinds
+
+
+def test_online_records_are_the_batch_tables_rows():
+    """``score_records`` (online, Python dicts) and ``score_table`` (nightly, Arrow) lay out the one
+    computation: for a batch, and for each row alone as the predictor builds it (an object frame of
+    floats, NaN for missing, and text), they give the same probabilities, bands and reasons."""
+    import datetime as dt
+
+    from ml.model import FeatureSpec, Preprocessor, TrainParams, fit
+    from ml.scoring import score_records, score_table
+
+    rng = np.random.default_rng(7)
+    n = 400
+    data = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)],
+        "charges": rng.normal(60, 30, n).round(3),
+        "tickets": rng.integers(0, 9, n).astype(float),
+        "plan": rng.choice(["basic", "pro", "max"], n).astype(object),
+    })
+    data.loc[::17, "charges"] = np.nan
+    data.loc[::13, "plan"] = None
+    # churn follows tickets, and a missing charge or plan (so missing values are among the reasons)
+    risk = data["tickets"] - 4 + 2 * (data["charges"].isna() | data["plan"].isna())
+    data["y"] = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(int)
+    prep = Preprocessor.fit(data, [FeatureSpec("charges", "numeric"), FeatureSpec("tickets", "numeric"),
+                                   FeatureSpec("plan", "categorical")])
+    model = fit(data[:300], data[300:], "y", prep, TrainParams(num_boost_round=40, early_stopping_rounds=40,
+                                                                 max_depth=3, nthread=1))
+    rows = data.drop(columns="y")
+    table = [{k: v for k, v in r.items() if k not in ("customer_id", "score_date")}
+             for r in score_table(model, rows, dt.date(2026, 1, 31), DESCRIBED, [0.3, 0.6]).to_pylist()]
+    assert score_records(model, rows, DESCRIBED, [0.3, 0.6]) == table
+    alone = [score_records(model, rows.iloc[i:i + 1].astype(object), DESCRIBED, [0.3, 0.6])[0] for i in range(n)]
+    assert alone == table
+    assert {r["risk_band"] for r in table} >= {"low", "high"} and sum(len(r["reasons"]) for r in table) > n
+    assert any(x["value"] is None for r in table for x in r["reasons"])  # missing values among the reasons
+    assert score_records(model, rows.iloc[:0], DESCRIBED, [0.3, 0.6]) == []
