@@ -14,10 +14,13 @@ features included). Then, in the same run, on loopback:
 
 Ours runs twice: as configured by default (the newest night's feature vectors in memory) and
 with ``CHURN_SERVE_CACHE_CUSTOMERS=0`` (every lookup in PostgreSQL), so the cache's share shows.
-Each server runs alone: p50 / p99 latency of sequential requests, throughput with 4 and 8
-concurrent keep-alive clients, customers drawn at random from the published night; then ours and
-bare an open-loop run at a fixed rate (default 200 req/s for 60 s): the latency distribution from
-when each request was due, and the errors (must be 0).
+Ours and bare are measured side by side, taking turns in blocks (sequential: 250 requests each in
+turn; concurrent: three runs each in turn), so both see the machine in the same states and the
+ratios do not swing with whatever else the machine did while one of them ran: p50 / p99 latency of
+sequential requests, throughput with 4 and 8 concurrent keep-alive clients, customers drawn at
+random from the published night; then each an open-loop run at a fixed rate (default 200 req/s for
+60 s): the latency distribution from when each request was due, and the errors (must be 0). The
+no-cache server runs alone afterwards.
 
 Writes the figures as JSON (``--json``, default benchmarks/results/online.json): ``p99_ms``,
 ``bare_p99_ms``, ``throughput_share`` (ours over bare, the lower of 4 and 8 clients).
@@ -65,17 +68,52 @@ class Client:
 
 
 def sequential(port: int, path: str, bodies: list[dict]) -> dict:
-    client = Client(port)
-    for body in bodies[:20]:  # warm-up
-        client.post(path, body)
-    times = []
-    for body in bodies:
-        t0 = time.perf_counter()
-        client.post(path, body)
-        times.append(time.perf_counter() - t0)
-    times.sort()
+    return latencies(take_turns({"one": (port, bodies)}, path, len(bodies))["one"])
+
+
+def take_turns(servers: dict[str, tuple[int, list[dict]]], path: str, n: int, block: int = 250) -> dict[str, list]:
+    """``n`` sequential requests to each server, in blocks of ``block`` that take turns (the first
+    server of each round alternates), so each sees the machine in the same states as the others: a
+    busy minute of the machine lands on all of them, not on whichever ran then. Each request's
+    latency, in seconds, per server."""
+    clients = {name: Client(port) for name, (port, _) in servers.items()}
+    for name, (_, bodies) in servers.items():
+        for body in bodies[:20]:  # warm-up
+            clients[name].post(path, body)
+    times: dict[str, list] = {name: [] for name in servers}
+    order = list(servers)
+    for start in range(0, n, block):
+        for name in order:
+            client, bodies = clients[name], servers[name][1]
+            for body in bodies[start:min(n, start + block)]:
+                t0 = time.perf_counter()
+                client.post(path, body)
+                times[name].append(time.perf_counter() - t0)
+        order.reverse()
+    return times
+
+
+def latencies(times: list[float]) -> dict:
+    times = sorted(times)
     return {"p50_ms": 1000 * times[len(times) // 2], "p99_ms": 1000 * times[int(len(times) * 0.99) - 1],
             "n": len(times)}
+
+
+def concurrent_turns(servers: dict[str, tuple[int, list[dict]]], path: str, clients: int, seconds: float,
+                     rounds: int = 3) -> dict[str, float]:
+    """Throughput of each server with ``clients`` keep-alive clients: ``rounds`` runs of
+    ``seconds / rounds`` each, the servers taking turns as in :func:`take_turns`."""
+    done = {name: 0.0 for name in servers}
+    took = {name: 0.0 for name in servers}
+    order = list(servers)
+    for _ in range(rounds):
+        for name in order:
+            port, bodies = servers[name]
+            rate = concurrent(port, path, bodies, clients, seconds / rounds)
+            done[name] += rate * seconds / rounds
+            took[name] += seconds / rounds
+        order.reverse()
+    return {name: done[name] / took[name] for name in servers}
 
 
 def concurrent(port: int, path: str, bodies: list[dict], clients: int, seconds: float) -> float:
@@ -269,34 +307,55 @@ def main() -> int:
             "ours_no_cache": ([sys.executable, "-m", "churn", "serve", "--port", str(ports["ours_no_cache"])],
                               {"CHURN_SERVE_CACHE_CUSTOMERS": "0"}),
             "bare": ([sys.executable, __file__, "--bare-server", str(ports["bare"]), str(model_dir)], {})}
-        results = {}
-        for name, (cmd, extra) in servers.items():  # one server at a time: the others do not share the cores
+        results: dict[str, dict] = {}
+        path = "/v1/models/churn:predict"
+
+        def start(name: str) -> int:
+            cmd, extra = servers[name]
             log = base / f"{name}.log"
             proc = subprocess.Popen(cmd, env={**full_env, **extra}, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
             procs.append(proc)
-            port = ports[name]
-            wait_ready(port, proc, log)
+            wait_ready(ports[name], proc, log)
             if name == "ours":
-                wait_cached(port)
-            bodies = bare_bodies if name == "bare" else ours_bodies
-            path = "/v1/models/churn:predict"
-            say(f"{name}: {len(bodies)} sequential requests, then 4 and 8 concurrent clients")
-            r = sequential(port, path, bodies)
-            r["rps_4"] = concurrent(port, path, bodies, 4, args.seconds)
-            r["rps_8"] = concurrent(port, path, bodies, 8, args.seconds)
-            if name != "ours_no_cache":
-                say(f"{name}: open loop, {args.rate:g} req/s for {args.rate_seconds:g} s")
-                r["open_loop"] = open_loop(port, path, bodies, args.rate, args.rate_seconds)
-            if name.startswith("ours"):
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                c.request("GET", "/metrics")
-                metrics = dict(line.rsplit(" ", 1) for line in c.getresponse().read().decode().splitlines()
-                               if line.startswith("churn_feature_lookup_seconds_"))
-                r["lookup_mean_ms"] = 1000 * float(metrics["churn_feature_lookup_seconds_sum"]) / float(
-                    metrics["churn_feature_lookup_seconds_count"])
-            results[name] = r
-            proc.terminate()
-            proc.wait(30)
+                wait_cached(ports[name])
+            return ports[name]
+
+        def lookup_mean_ms(port: int) -> float:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/metrics")
+            metrics = dict(line.rsplit(" ", 1) for line in c.getresponse().read().decode().splitlines()
+                           if line.startswith("churn_feature_lookup_seconds_"))
+            return 1000 * float(metrics["churn_feature_lookup_seconds_sum"]) / float(
+                metrics["churn_feature_lookup_seconds_count"])
+
+        def stop_all() -> None:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    p.wait(30)
+
+        # ours and bare side by side, taking turns: the ratios compare them under the same load
+        pair = {"ours": (start("ours"), ours_bodies), "bare": (start("bare"), bare_bodies)}
+        say(f"ours and bare, taking turns: {args.requests} sequential requests each, then 4 and 8 concurrent clients")
+        for name, times in take_turns(pair, path, args.requests).items():
+            results[name] = latencies(times)
+        for clients in (4, 8):
+            for name, rate in concurrent_turns(pair, path, clients, args.seconds).items():
+                results[name][f"rps_{clients}"] = rate
+        for name in pair:
+            say(f"{name}: open loop, {args.rate:g} req/s for {args.rate_seconds:g} s")
+            results[name]["open_loop"] = open_loop(pair[name][0], path, pair[name][1], args.rate, args.rate_seconds)
+        results["ours"]["lookup_mean_ms"] = lookup_mean_ms(pair["ours"][0])
+        stop_all()
+        # every lookup in PostgreSQL: what the cache is worth (alone; not a target)
+        port = start("ours_no_cache")
+        say(f"ours_no_cache: {args.requests} sequential requests, then 4 and 8 concurrent clients")
+        r = sequential(port, path, ours_bodies)
+        r["rps_4"] = concurrent(port, path, ours_bodies, 4, args.seconds)
+        r["rps_8"] = concurrent(port, path, ours_bodies, 8, args.seconds)
+        r["lookup_mean_ms"] = lookup_mean_ms(port)
+        results["ours_no_cache"] = r
+        stop_all()
     finally:
         for p in procs:
             if p.poll() is None:
