@@ -6,8 +6,40 @@ import threading
 import time
 
 
+def role(p, root_pid: int | None = None) -> str | None:
+    """What a process of a measured tree is: "driver" (``root_pid``), "jvm", "workers" (Python), or
+    None for a process not counted. A process the JVM spawns to run a command (Hadoop's local file
+    system runs ``chmod``/``stat`` through ``posix_spawn``) shares the JVM's memory until it execs,
+    so its RSS is the JVM's: such a copy (a Java process with its Java parent's command line) is not
+    counted, nor are the commands it runs; JVMs (a standalone worker's executors among them) and
+    Python processes are."""
+    if p.pid == root_pid:
+        return "driver"
+    name = p.name()
+    if "java" in name:
+        parent = p.parent()
+        if parent is not None and "java" in parent.name() and parent.cmdline() == p.cmdline():
+            return None
+        return "jvm"
+    return "workers" if name.startswith("python") else None
+
+
+def footprint(p, kind: str | None) -> int:
+    """Bytes of memory ``p`` holds: its RSS, or for Python workers (forked from PySpark's daemon,
+    sharing its pages copy-on-write) their proportional share (PSS), so shared pages count once."""
+    if kind is None:
+        return 0
+    if kind == "workers":
+        try:
+            return p.memory_full_info().pss
+        except (AttributeError, OSError):
+            pass
+    return p.memory_info().rss
+
+
 class PeakRSS:
-    """Samples the RSS of this process (unless ``include_self`` is false) and its children every 0.2 s."""
+    """Samples the memory of this process (unless ``include_self`` is false) and its children every
+    0.2 s, each address space once (:func:`role`, :func:`footprint`)."""
 
     def __init__(self, include_self: bool = True):
         import psutil
@@ -27,7 +59,7 @@ class PeakRSS:
             try:
                 for p in [*([self.proc] if self.include_self else []), *self.proc.children(recursive=True)]:
                     try:
-                        total += p.memory_info().rss
+                        total += footprint(p, role(p, self.proc.pid))
                     except psutil.Error:
                         pass
             except psutil.Error:

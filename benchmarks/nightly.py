@@ -27,6 +27,8 @@ as history (``churn run``), and measured:
    partition swap) against a bare single-connection ``COPY FROM STDIN`` of the same rows of both
    tables, already in memory, into plain tables, and pandas ``to_sql`` of them (timed on a
    100k-row sample of each). Rows/s count published customers (a score row and a feature row each).
+   Ours and the baselines take turns, ``--publish-runs`` times each (default 2), each judged by its
+   best run.
 
 Prints the table and writes it as JSON (``--json``, default benchmarks/results/nightly.json):
 ``scoring_share_of_ceiling``, and per size the steps' wall times and peak memory.
@@ -49,12 +51,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import footprint, role  # noqa: E402
+
 D0 = dt.date(2026, 3, 1)
 D1 = D0 + dt.timedelta(days=1)
 
 
 class PeakByRole:
-    """Peak RSS of a process tree, split into the Python driver, the JVM and Python workers."""
+    """Peak memory of a process tree, split into the Python driver, the JVM and Python workers, each
+    address space counted once (``_common.role`` and ``footprint``: a command the JVM spawns shares
+    its memory until it execs; forked Python workers count their proportional share)."""
 
     def __init__(self, pid: int, cluster=()):
         import psutil
@@ -77,14 +83,15 @@ class PeakByRole:
                 procs = []
             for c in self.cluster:
                 try:
-                    now["cluster"] += sum(p.memory_info().rss for p in c.children(recursive=True))
+                    for p in c.children(recursive=True):
+                        now["cluster"] += footprint(p, role(p))  # executors and their Python workers
                 except psutil.Error:
                     pass
             for p in procs:
                 try:
-                    rss = p.memory_info().rss
-                    role = "driver" if p.pid == self.root.pid else "jvm" if "java" in p.name() else "workers"
-                    now[role] += rss
+                    kind = role(p, self.root.pid)
+                    if kind is not None:
+                        now[kind] += footprint(p, kind)
                 except psutil.Error:
                     pass
             for k, v in now.items():
@@ -318,14 +325,22 @@ def one_size(n: int, base: Path, s_small, pg_url: str, args) -> dict:
                           "runs": runs,
                           "ceiling_breakdown_s": {k: round(bare[k], 2) for k in ("read", "compute", "write")},
                           "compute_only_s": {k: round(bare[k], 2) for k in ("prob_only", "approx_contribs", "exact_contribs")}}
-    say("  publishing: churn publish, bare COPY FROM STDIN, pandas to_sql")
-    published, t_publish = timed(lambda: publish(s, D1))
-    b = publish_baselines(s, pg_url, args.to_sql_sample)
-    pub, copy, to_sql = published["rows"] / t_publish, b["rows"] / b["copy_seconds"], b["to_sql_rows"] / b["to_sql_seconds"]
-    out["publish"] = {"rows": published["rows"], "seconds": round(t_publish, 2), "rows_per_s": round(pub),
-                      "bare_copy_seconds": round(b["copy_seconds"], 2), "bare_copy_rows_per_s": round(copy),
+    # as scoring: ours and the baselines take turns, ``--publish-runs`` times, each judged by its best
+    # run (the second publish replaces the day the first published: the rerun path, swap included)
+    pruns: dict[str, list] = {"seconds": [], "bare_copy_seconds": [], "to_sql_seconds": []}
+    for k in range(args.publish_runs):
+        say(f"  publishing ({k + 1}/{args.publish_runs}): churn publish, bare COPY FROM STDIN, pandas to_sql")
+        published, t_publish = timed(lambda: publish(s, D1))
+        b = publish_baselines(s, pg_url, args.to_sql_sample)
+        for key, value in (("seconds", t_publish), ("bare_copy_seconds", b["copy_seconds"]),
+                           ("to_sql_seconds", b["to_sql_seconds"])):
+            pruns[key].append(round(value, 2))
+    t_publish, t_copy, t_to_sql = (min(pruns[k]) for k in ("seconds", "bare_copy_seconds", "to_sql_seconds"))
+    pub, copy, to_sql = published["rows"] / t_publish, b["rows"] / t_copy, b["to_sql_rows"] / t_to_sql
+    out["publish"] = {"rows": published["rows"], "seconds": t_publish, "rows_per_s": round(pub),
+                      "bare_copy_seconds": t_copy, "bare_copy_rows_per_s": round(copy),
                       "to_sql_rows": b["to_sql_rows"], "to_sql_rows_per_s": round(to_sql),
-                      "vs_copy": round(pub / copy, 3), "vs_to_sql": round(pub / to_sql, 1)}
+                      "vs_copy": round(pub / copy, 3), "vs_to_sql": round(pub / to_sql, 1), "runs": pruns}
     shutil.rmtree(big, ignore_errors=True)
     return out
 
@@ -343,6 +358,8 @@ def main() -> int:
     ap.add_argument("--to-sql-sample", type=int, default=100_000)
     ap.add_argument("--score-runs", type=int, default=2, help="runs of our scoring and of the ceiling, taking turns; "
                                                               "each is judged by its best")
+    ap.add_argument("--publish-runs", type=int, default=2, help="runs of our publish and of its baselines, taking "
+                                                                "turns; each is judged by its best")
     ap.add_argument("--home", help="keep the benchmark's state here (default: a temporary folder)")
     add_json_argument(ap, "nightly")
     args = ap.parse_args()
@@ -414,6 +431,9 @@ def report(results: dict) -> None:
         print(f"{'publish rows/s at ' + format(x['customers'], ',') + ' (COPY + swap)':46} {p['rows_per_s']:>16,} "
               f"{p['bare_copy_rows_per_s']:>19,} COPY {p['vs_copy']:>7.0%}  >= 70 % of bare COPY")
         print(f"{'':46} {'':>16} {p['to_sql_rows_per_s']:>17,} to_sql {p['vs_to_sql']:>7.1f}x  >= 10x to_sql")
+        r = p["runs"]
+        print(f"{'  each run (s), best counted':46} {' / '.join(map(str, r['seconds'])):>16} "
+              f"{' / '.join(map(str, r['bare_copy_seconds'])) + ' COPY':>24}  {' / '.join(map(str, r['to_sql_seconds']))} to_sql")
     print(f"\n{'night, step by step (own processes)':30}" + "".join(f"{format(x['customers'], ','):>22}" for x in sizes)
           + ("" if len(sizes) < 2 else f"{'growth':>10}"))
     for name in first["night_local"]["steps"]:
