@@ -71,7 +71,8 @@ def score_table(model, frame: pd.DataFrame, score_date: dt.date, descriptions: d
     return pa.table([pa.array(frame["customer_id"].to_numpy(), pa.string(), from_pandas=True),
                      pa.array(np.full(n, score_date, dtype="datetime64[D]"), pa.date32()),
                      pa.array(s.prob, pa.float64()), _BANDS.take(pa.array(s.band)),
-                     _reasons(s, model.feature_names, descriptions)], schema=SCHEMA)
+                     _reasons(s.counts, s.cols, s.contribution, s.values, model.feature_names, descriptions)],
+                    schema=SCHEMA)
 
 
 def score_records(model, frame: pd.DataFrame, descriptions: dict[str, str], bands: list[float]) -> list[dict]:
@@ -112,19 +113,19 @@ def reasons_array(values: np.ndarray, frame: pd.DataFrame, feats: list[str],
     """The reasons column of SHAP contributions ``values`` (rows x ``feats``): one list of
     :data:`REASON` structs per row."""
     (rows, cols), counts = top_reasons(values)
-    s = Scored(np.zeros(len(values)), np.zeros(len(values), np.int8), counts, cols,
-               np.round(values[rows, cols].astype(np.float64), 6), _values(frame, feats, rows, cols))
-    return _reasons(s, feats, descriptions)
+    return _reasons(counts, cols, np.round(values[rows, cols].astype(np.float64), 6), _values(frame, feats, rows, cols),
+                    feats, descriptions)
 
 
-def _reasons(s: Scored, feats: list[str], descriptions: dict[str, str]) -> pa.ListArray:
-    """One list of :data:`REASON` structs per row, built from the flat arrays of ``s``."""
-    offsets = np.zeros(len(s.counts) + 1, dtype=np.int32)
-    np.cumsum(s.counts, out=offsets[1:])
-    at = pa.array(s.cols)
+def _reasons(counts: np.ndarray, cols: np.ndarray, contribution: np.ndarray, values: pa.Array, feats: list[str],
+             descriptions: dict[str, str]) -> pa.ListArray:
+    """One list of :data:`REASON` structs per row, built from flat arrays (:class:`Scored`'s)."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    at = pa.array(cols)
     struct = pa.StructArray.from_arrays(
         [pa.array(feats, pa.string()).take(at), pa.array([descriptions.get(f, f) for f in feats], pa.string()).take(at),
-         s.values, pa.array(s.contribution)], fields=list(REASON))
+         values, pa.array(contribution)], fields=list(REASON))
     return pa.ListArray.from_arrays(pa.array(offsets), struct)
 
 
