@@ -4,9 +4,10 @@
 ``churn.customer_scores`` has one partition per score date. A publish of D:
 
 1. reads the day's scores from Delta with delta-rs in Arrow batches (bounded memory), unpacks the
-   top-3 reasons into plain columns (vectorised, no per-row Python) and streams them as CSV with
-   ``COPY`` into a new table in ``churn_staging`` (invisible to CRM), over
-   ``publish_connections`` parallel connections. The day's constants (date, model, run id) are
+   top-3 reasons into plain columns (vectorised, no per-row Python) and streams them with ``COPY``
+   in PostgreSQL's binary format (pgpq encodes the Arrow columns, cast to the table's own types)
+   into a new table in ``churn_staging`` (invisible to CRM), over ``publish_connections``
+   parallel connections. The day's constants (date, model, run id) are
    column defaults of that table, not bytes on the wire;
 2. reconciles: the table must hold exactly the Delta row count, and its primary key (built now,
    the index the partition needs anyway; the two tables' side by side, on two connections)
@@ -24,7 +25,6 @@ A session advisory lock per date keeps two publishes of the same date from inter
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import time
 import uuid
@@ -78,12 +78,46 @@ def flatten_reasons(batch) -> tuple:
     return pa.table(out), {r["feature"]: r["description"] for r in described if r["feature"]}
 
 
-def _csv(table) -> bytes:
-    import pyarrow.csv as pcsv
+#: PostgreSQL column types publish loads, as the Arrow types their binary COPY values are encoded from.
+_ARROW_TYPES = {"text": "string", "double precision": "float64", "real": "float32", "smallint": "int16",
+                "integer": "int32", "bigint": "int64", "date": "date32", "boolean": "bool"}
 
-    buf = io.BytesIO()
-    pcsv.write_csv(table, buf, pcsv.WriteOptions(include_header=False))
-    return buf.getvalue()
+
+def copy_schema(conn, target: str, columns: list[str]):
+    """The Arrow schema in which ``columns`` of the table ``target`` travel in COPY's binary format.
+    That format carries each value in its column's exact type (4 bytes refused by a smallint), so a
+    batch is cast to it first: the types come from the table itself, never from the Delta files."""
+    import pyarrow as pa
+
+    types = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                              "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (target,)).fetchall())
+    fields = []
+    for c in columns:
+        pg_type = types.get(c)
+        if pg_type is None:
+            raise InputError(f"{target} has no column {c}; expected {', '.join(columns)} (run `churn db upgrade`)")
+        arrow = _ARROW_TYPES.get("text" if pg_type.startswith("character varying") else pg_type)
+        if arrow is None:
+            raise InputError(f"{target}.{c} is {pg_type}; publish loads only {', '.join(sorted(_ARROW_TYPES))}")
+        fields.append(pa.field(c, getattr(pa, arrow)()))
+    return pa.schema(fields)
+
+
+def as_copy_batches(table, schema, source: str):
+    """``table``'s ``schema`` columns cast to their PostgreSQL types (a value that does not fit, such
+    as a fraction for an integer column, is an error naming the column), as record batches."""
+    import pyarrow as pa
+
+    columns = []
+    for field in schema:
+        try:
+            columns.append(table.column(field.name).cast(field.type))
+        except KeyError:
+            raise InputError(f"{source} has no column {field.name}, which {', '.join(schema.names)} need") from None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(f"{source}: column {field.name} ({table.schema.field(field.name).type}) does not fit "
+                             f"PostgreSQL's {field.type}: {exc}") from None
+    return pa.Table.from_arrays(columns, schema=schema).to_batches()
 
 
 def _day(settings: Settings, d: dt.date):
@@ -140,13 +174,16 @@ def _counts_from_log(table, d: dt.date) -> dict[tuple, int] | None:
     return counts
 
 
-def _load(settings: Settings, target: str, columns: list[str], batches, convert) -> dict[str, str]:
+def _load(settings: Settings, target: str, columns: list[str], batches, convert, source: str) -> dict[str, str]:
     """COPY ``batches`` (each made into ``columns`` by ``convert``, which also returns a dict of names
-    seen) into ``target`` over parallel connections; the union of those dicts."""
+    seen) into ``target`` over parallel connections, in PostgreSQL's binary format (pgpq encodes the
+    Arrow columns: no number is printed as text by us or parsed back by the server); the union of
+    those dicts."""
     import queue
     import threading
 
     import psycopg
+    from pgpq import ArrowToPostgresBinaryEncoder
 
     from churn.core.pg import CONNECT_ARGS, effective_url
 
@@ -154,24 +191,37 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert)
     described: dict[str, str] = {}
     errors: list[BaseException] = []
     stop = threading.Event()
-    copy_sql = f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    copy_sql = f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)"
     url = effective_url(settings)
 
+    class Abandoned(Exception):
+        """Another loader failed: this one's COPY ends in an error, so it loads nothing."""
+
     def loader() -> None:
+        ended = False  # this loader has taken its end mark off the queue
         try:
             with psycopg.connect(url, autocommit=True, **CONNECT_ARGS) as conn:
                 as_publisher(conn, settings)
+                schema = copy_schema(conn, target, columns)
+                encoder = ArrowToPostgresBinaryEncoder(schema)
                 with conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                    cp.write(encoder.write_header())
                     while (batch := work.get()) is not None:
                         if stop.is_set():
                             continue  # drain: the reader must never block on a dead loader
                         table, names = convert(batch)
                         described.update(names)
-                        cp.write(_csv(table))
+                        for part in as_copy_batches(table, schema, source):
+                            cp.write(encoder.write_batch(part))
+                    ended = True
+                    if stop.is_set():
+                        raise Abandoned
+                    cp.write(encoder.finish())
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            errors.append(exc)
+            if not isinstance(exc, Abandoned):
+                errors.append(exc)
             stop.set()
-            while work.get() is not None:
+            while not ended and work.get() is not None:
                 pass
 
     threads = [threading.Thread(target=loader, daemon=True) for _ in range(settings.publish_connections)]
@@ -282,15 +332,16 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
         try:
             scores.create(conn, {"score_date": d, "scoring_run_id": run_id, **model})
             online.create(conn, {"snapshot_date": d})
-            described = _load(settings, f"churn_staging.{scores.load}", LOADED,
-                              read_batches(dataset, _READ, flt, batch_rows), flatten_reasons)
-            _load(settings, f"churn_staging.{online.load}", feature_columns,
-                  read_batches(features, feature_columns, features_flt, batch_rows), lambda batch: (batch, {}))
+            # the two tables load side by side, each sealed as soon as it is loaded (the online
+            # features are the very rows that were scored: one per scored customer)
+            (loaded, described), _ = _side_by_side(
+                lambda: _load_and_seal(settings, scores, LOADED, read_batches(dataset, _READ, flt, batch_rows),
+                                       flatten_reasons, f"gold/customer_scores@v{meta['version']}", meta["expected"]),
+                lambda: _load_and_seal(settings, online, feature_columns,
+                                       read_batches(features, feature_columns, features_flt, batch_rows),
+                                       lambda batch: (batch, {}), f"gold/customer_features@v{features_version}",
+                                       meta["expected"]))
             load_seconds = time.time() - t0
-            # the online features are the very rows that were scored: one per scored customer
-            loaded = _seal_side_by_side(settings, conn, meta["expected"],
-                                        (scores, f"gold/customer_scores@v{meta['version']}"),
-                                        (online, f"gold/customer_features@v{features_version}"))
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
@@ -327,37 +378,43 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
 
 
-def _seal_side_by_side(settings: Settings, conn, expected: int, first: tuple, second: tuple) -> int:
-    """Seal both loaded tables at once (``expected`` rows each): ``first`` on ``conn``, ``second`` on a
-    connection of its own. Each primary key is one backend's sort; the load is over, so the two take
-    a core each instead of one after the other. The first table's failure is the one reported."""
+def _load_and_seal(settings: Settings, day: _Day, columns: list[str], batches, convert, source: str,
+                   expected: int) -> tuple[int, dict[str, str]]:
+    """Load ``day``'s table from ``source`` (see ``_load``), then seal it on a connection of its own:
+    the rows loaded and the names the batches described."""
+    described = _load(settings, f"churn_staging.{day.load}", columns, batches, convert, source)
+    with connect(settings, autocommit=True) as conn:
+        as_publisher(conn, settings)
+        conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
+        return day.seal(conn, expected, source), described
+
+
+def _side_by_side(*calls) -> list:
+    """Run ``calls`` at once, one thread each; their results in order. If any fails, the first
+    failure in that order is raised once all have ended (each stops its own work on error)."""
     import threading
 
-    import psycopg
+    results: list = [None] * len(calls)
+    failed: list = [None] * len(calls)
 
-    from churn.core.pg import CONNECT_ARGS, effective_url
-
-    failed: list[BaseException] = []
-
-    def seal_second() -> None:
+    def run(k: int) -> None:
         try:
-            with psycopg.connect(effective_url(settings), autocommit=True, **CONNECT_ARGS) as other:
-                as_publisher(other, settings)
-                other.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
-                second[0].seal(other, expected, second[1])
+            results[k] = calls[k]()
         except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
-            failed.append(exc)
+            failed[k] = exc
 
-    worker = threading.Thread(target=seal_second, name="publish-seal", daemon=True)
-    worker.start()
+    threads = [threading.Thread(target=run, args=(k,), name=f"publish-{k}", daemon=True) for k in range(1, len(calls))]
+    for t in threads:
+        t.start()
     try:
-        conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
-        loaded = first[0].seal(conn, expected, first[1])
+        run(0)
     finally:
-        worker.join()
-    if failed:
-        raise failed[0]
-    return loaded
+        for t in threads:
+            t.join()
+    for exc in failed:
+        if exc is not None:
+            raise exc
+    return results
 
 
 def in_short_lock_waits(conn, work, timeout_s: float, attempts: int, what: str) -> None:

@@ -165,6 +165,30 @@ def test_a_duplicate_customer_aborts_and_publishes_nothing(settings):
     assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
 
 
+@pytest.mark.parametrize("decile, kind, error", [
+    (40000, InputError, "column risk_decile \\(int32\\) does not fit PostgreSQL's int16"),
+    (11, psycopg.errors.CheckViolation, "risk_decile_check")])
+def test_a_bad_value_in_a_late_batch_fails_every_loader_and_publishes_nothing(make_settings, tmp_path, pg_url,
+                                                                              decile, kind, error):
+    """Scores travel in COPY's binary format, cast to the table's own types, over three connections in
+    batches of 10 rows: a value that does not fit the column (refused by the cast) or breaks its
+    check (refused by PostgreSQL mid-COPY) fails the publish with an error naming it, the other
+    loaders end their COPY instead of waiting, and the day published before stays."""
+    settings = make_settings(tmp_path, pg_url=pg_url, publish_connections=3)
+    db.upgrade(settings)
+    write(settings, scores(D1, range(100)), D1)
+    publish(settings, D1, batch_rows=10)
+    bad = scores(D1, range(120), version="2")
+    bad.loc[97, "risk_decile"] = decile
+    write(settings, bad, D1)
+    with pytest.raises(kind, match=error):
+        publish(settings, D1, batch_rows=10)
+    assert query(settings, "SELECT count(*), min(model_version) FROM churn.customer_scores WHERE score_date = %s",
+                 D1) == [(100, "1")]
+    assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == [("succeeded",), ("failed",)]
+    assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
+
+
 def test_a_day_scored_by_two_models_is_refused_whether_the_log_or_the_rows_tell(settings):
     """Publish counts a day's rows and models from the Delta log's file statistics when each file
     holds one model, and from the rows otherwise: both ways, a day of two models publishes nothing."""
