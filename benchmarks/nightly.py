@@ -353,7 +353,7 @@ def main() -> int:
     ap.add_argument("--customers", default="200000,1000000",
                     help="customer counts, comma-separated, smallest first (10M: --customers 1000000,10000000)")
     ap.add_argument("--score-at", type=int, help="the size whose scoring is compared with the ceiling "
-                                                 "(default: the largest size up to 1M)")
+                                                 "(default: the largest size up to 1M; 0: none)")
     ap.add_argument("--cluster", action="store_true", help="also run the largest size's night on a standalone cluster")
     ap.add_argument("--executor-memory", default="3g", help="each cluster executor's memory (with --cluster)")
     ap.add_argument("--to-sql-sample", type=int, default=100_000)
@@ -365,7 +365,8 @@ def main() -> int:
     add_json_argument(ap, "nightly")
     args = ap.parse_args()
     args.sizes_list = [int(x) for x in args.customers.split(",")]
-    args.score_at = args.score_at or max([n for n in args.sizes_list if n <= 1_000_000] or args.sizes_list)
+    if args.score_at is None:
+        args.score_at = max([n for n in args.sizes_list if n <= 1_000_000] or args.sizes_list)
     from churn.core.logs import setup as setup_logs
     from churn.core.net import free_port
     from churn.runner import build_lakehouse
@@ -404,8 +405,9 @@ def main() -> int:
         tmp.cleanup()
     results = {"cores": os.cpu_count(), "driver_memory": os.environ.get("BENCH_DRIVER_MEMORY", "4g"), "sizes": sizes}
     report(results)
-    scored = next(x["scoring"] for x in sizes if "scoring" in x)
-    results["scoring_share_of_ceiling"] = scored["share_of_ceiling"]
+    scored = next((x["scoring"] for x in sizes if "scoring" in x), None)
+    if scored:
+        results["scoring_share_of_ceiling"] = scored["share_of_ceiling"]
     write_json(args.json, results)
     return 0
 

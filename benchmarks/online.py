@@ -103,17 +103,14 @@ def concurrent_turns(servers: dict[str, tuple[int, list[dict]]], path: str, clie
                      rounds: int = 3) -> dict[str, float]:
     """Throughput of each server with ``clients`` keep-alive clients: ``rounds`` runs of
     ``seconds / rounds`` each, the servers taking turns as in :func:`take_turns`."""
-    done = {name: 0.0 for name in servers}
-    took = {name: 0.0 for name in servers}
+    rates: dict[str, list[float]] = {name: [] for name in servers}
     order = list(servers)
     for _ in range(rounds):
         for name in order:
             port, bodies = servers[name]
-            rate = concurrent(port, path, bodies, clients, seconds / rounds)
-            done[name] += rate * seconds / rounds
-            took[name] += seconds / rounds
+            rates[name].append(concurrent(port, path, bodies, clients, seconds / rounds))
         order.reverse()
-    return {name: done[name] / took[name] for name in servers}
+    return {name: sum(r) / len(r) for name, r in rates.items()}  # equal-length runs: the mean rate
 
 
 def concurrent(port: int, path: str, bodies: list[dict], clients: int, seconds: float) -> float:
