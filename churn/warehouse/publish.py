@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -174,13 +175,17 @@ def _counts_from_log(table, d: dt.date) -> dict[tuple, int] | None:
     return counts
 
 
-def _load(settings: Settings, target: str, columns: list[str], batches, convert, source: str) -> dict[str, str]:
+class _Cancelled(Exception):
+    """This side of the publish stopped because the other side failed (whose error is the one reported)."""
+
+
+def _load(settings: Settings, target: str, columns: list[str], batches, convert, source: str,
+          cancel=None) -> dict[str, str]:
     """COPY ``batches`` (each made into ``columns`` by ``convert``, which also returns a dict of names
     seen) into ``target`` over parallel connections, in PostgreSQL's binary format (pgpq encodes the
     Arrow columns: no number is printed as text by us or parsed back by the server); the union of
-    those dicts."""
+    those dicts. ``cancel`` (an Event), once set, stops the load: :class:`_Cancelled`."""
     import queue
-    import threading
 
     import psycopg
     from pgpq import ArrowToPostgresBinaryEncoder
@@ -229,6 +234,8 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
         t.start()
     try:
         for batch in batches:
+            if cancel is not None and cancel.is_set():
+                stop.set()
             if stop.is_set():
                 break
             work.put(batch)
@@ -239,6 +246,8 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
             t.join()
     if errors:
         raise errors[0]
+    if stop.is_set():
+        raise _Cancelled(f"the load of {target} stopped: the other table's failed")
     return described
 
 
@@ -334,13 +343,15 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             online.create(conn, {"snapshot_date": d})
             # the two tables load side by side, each sealed as soon as it is loaded (the online
             # features are the very rows that were scored: one per scored customer)
+            cancel = threading.Event()
             (loaded, described), _ = _side_by_side(
                 lambda: _load_and_seal(settings, scores, LOADED, read_batches(dataset, _READ, flt, batch_rows),
-                                       flatten_reasons, f"gold/customer_scores@v{meta['version']}", meta["expected"]),
+                                       flatten_reasons, f"gold/customer_scores@v{meta['version']}", meta["expected"],
+                                       cancel),
                 lambda: _load_and_seal(settings, online, feature_columns,
                                        read_batches(features, feature_columns, features_flt, batch_rows),
                                        lambda batch: (batch, {}), f"gold/customer_features@v{features_version}",
-                                       meta["expected"]))
+                                       meta["expected"], cancel))
             load_seconds = time.time() - t0
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
@@ -379,21 +390,25 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
 
 
 def _load_and_seal(settings: Settings, day: _Day, columns: list[str], batches, convert, source: str,
-                   expected: int) -> tuple[int, dict[str, str]]:
+                   expected: int, cancel) -> tuple[int, dict[str, str]]:
     """Load ``day``'s table from ``source`` (see ``_load``), then seal it on a connection of its own:
-    the rows loaded and the names the batches described."""
-    described = _load(settings, f"churn_staging.{day.load}", columns, batches, convert, source)
-    with connect(settings, autocommit=True) as conn:
-        as_publisher(conn, settings)
-        conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
-        return day.seal(conn, expected, source), described
+    the rows loaded and the names the batches described. A failure sets ``cancel``, which stops the
+    other table's load."""
+    try:
+        described = _load(settings, f"churn_staging.{day.load}", columns, batches, convert, source, cancel)
+        with connect(settings, autocommit=True) as conn:
+            as_publisher(conn, settings)
+            conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
+            return day.seal(conn, expected, source), described
+    except BaseException:
+        cancel.set()
+        raise
 
 
 def _side_by_side(*calls) -> list:
     """Run ``calls`` at once, one thread each; their results in order. If any fails, the first
-    failure in that order is raised once all have ended (each stops its own work on error)."""
-    import threading
-
+    failure in that order (a side stopped by another's failure does not count) is raised once all
+    have ended."""
     results: list = [None] * len(calls)
     failed: list = [None] * len(calls)
 
@@ -411,9 +426,8 @@ def _side_by_side(*calls) -> list:
     finally:
         for t in threads:
             t.join()
-    for exc in failed:
-        if exc is not None:
-            raise exc
+    for exc in sorted((e for e in failed if e is not None), key=lambda e: isinstance(e, _Cancelled)):
+        raise exc
     return results
 
 
