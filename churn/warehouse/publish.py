@@ -175,16 +175,11 @@ def _counts_from_log(table, d: dt.date) -> dict[tuple, int] | None:
     return counts
 
 
-class _Cancelled(Exception):
-    """This side of the publish stopped because the other side failed (whose error is the one reported)."""
-
-
-def _load(settings: Settings, target: str, columns: list[str], batches, convert, source: str,
-          cancel=None) -> dict[str, str]:
+def _load(settings: Settings, target: str, columns: list[str], batches, convert, source: str) -> dict[str, str]:
     """COPY ``batches`` (each made into ``columns`` by ``convert``, which also returns a dict of names
     seen) into ``target`` over parallel connections, in PostgreSQL's binary format (pgpq encodes the
     Arrow columns: no number is printed as text by us or parsed back by the server); the union of
-    those dicts. ``cancel`` (an Event), once set, stops the load: :class:`_Cancelled`."""
+    those dicts."""
     import queue
 
     import psycopg
@@ -234,8 +229,6 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
         t.start()
     try:
         for batch in batches:
-            if cancel is not None and cancel.is_set():
-                stop.set()
             if stop.is_set():
                 break
             work.put(batch)
@@ -246,8 +239,6 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
             t.join()
     if errors:
         raise errors[0]
-    if stop.is_set():
-        raise _Cancelled(f"the load of {target} stopped: the other table's failed")
     return described
 
 
@@ -341,18 +332,17 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
         try:
             scores.create(conn, {"score_date": d, "scoring_run_id": run_id, **model})
             online.create(conn, {"snapshot_date": d})
-            # the two tables load side by side, each sealed as soon as it is loaded (the online
-            # features are the very rows that were scored: one per scored customer)
-            cancel = threading.Event()
-            (loaded, described), _ = _side_by_side(
-                lambda: _load_and_seal(settings, scores, LOADED, read_batches(dataset, _READ, flt, batch_rows),
-                                       flatten_reasons, f"gold/customer_scores@v{meta['version']}", meta["expected"],
-                                       cancel),
-                lambda: _load_and_seal(settings, online, feature_columns,
-                                       read_batches(features, feature_columns, features_flt, batch_rows),
-                                       lambda batch: (batch, {}), f"gold/customer_features@v{features_version}",
-                                       meta["expected"], cancel))
+            described = _load(settings, f"churn_staging.{scores.load}", LOADED,
+                              read_batches(dataset, _READ, flt, batch_rows), flatten_reasons,
+                              f"gold/customer_scores@v{meta['version']}")
+            _load(settings, f"churn_staging.{online.load}", feature_columns,
+                  read_batches(features, feature_columns, features_flt, batch_rows), lambda batch: (batch, {}),
+                  f"gold/customer_features@v{features_version}")
             load_seconds = time.time() - t0
+            # the online features are the very rows that were scored: one per scored customer
+            loaded = _seal_side_by_side(settings, conn, meta["expected"],
+                                        (scores, f"gold/customer_scores@v{meta['version']}"),
+                                        (online, f"gold/customer_features@v{features_version}"))
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
@@ -389,46 +379,37 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
 
 
-def _load_and_seal(settings: Settings, day: _Day, columns: list[str], batches, convert, source: str,
-                   expected: int, cancel) -> tuple[int, dict[str, str]]:
-    """Load ``day``'s table from ``source`` (see ``_load``), then seal it on a connection of its own:
-    the rows loaded and the names the batches described. A failure sets ``cancel``, which stops the
-    other table's load."""
-    try:
-        described = _load(settings, f"churn_staging.{day.load}", columns, batches, convert, source, cancel)
-        with connect(settings, autocommit=True) as conn:
-            as_publisher(conn, settings)
-            conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
-            return day.seal(conn, expected, source), described
-    except BaseException:
-        cancel.set()
-        raise
+def _seal_side_by_side(settings: Settings, conn, expected: int, first: tuple, second: tuple) -> int:
+    """Seal both loaded tables at once (``expected`` rows each): ``first`` on ``conn``, ``second`` on a
+    connection of its own. Each primary key is one backend's sort; the load is over, so the two take
+    a core each instead of one after the other. The first table's failure is the one reported."""
+    import threading
 
+    import psycopg
 
-def _side_by_side(*calls) -> list:
-    """Run ``calls`` at once, one thread each; their results in order. If any fails, the first
-    failure in that order (a side stopped by another's failure does not count) is raised once all
-    have ended."""
-    results: list = [None] * len(calls)
-    failed: list = [None] * len(calls)
+    from churn.core.pg import CONNECT_ARGS, effective_url
 
-    def run(k: int) -> None:
+    failed: list[BaseException] = []
+
+    def seal_second() -> None:
         try:
-            results[k] = calls[k]()
+            with psycopg.connect(effective_url(settings), autocommit=True, **CONNECT_ARGS) as other:
+                as_publisher(other, settings)
+                other.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
+                second[0].seal(other, expected, second[1])
         except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
-            failed[k] = exc
+            failed.append(exc)
 
-    threads = [threading.Thread(target=run, args=(k,), name=f"publish-{k}", daemon=True) for k in range(1, len(calls))]
-    for t in threads:
-        t.start()
+    worker = threading.Thread(target=seal_second, name="publish-seal", daemon=True)
+    worker.start()
     try:
-        run(0)
+        conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
+        loaded = first[0].seal(conn, expected, first[1])
     finally:
-        for t in threads:
-            t.join()
-    for exc in sorted((e for e in failed if e is not None), key=lambda e: isinstance(e, _Cancelled)):
-        raise exc
-    return results
+        worker.join()
+    if failed:
+        raise failed[0]
+    return loaded
 
 
 def in_short_lock_waits(conn, work, timeout_s: float, attempts: int, what: str) -> None:
