@@ -24,9 +24,9 @@ as history (``churn run``), and measured:
    The two take turns, ``--score-runs`` times each (default 2), and each is judged by its best run.
 3. publishing: ``churn.publish.publish`` (delta-rs read -> reasons as columns -> parallel COPY of
    the scores and of the online features into the day's new tables -> reconcile + primary keys ->
-   partition swap) against a bare single-connection ``COPY FROM STDIN`` of the same rows of both
-   tables, already in memory, into plain tables, and pandas ``to_sql`` of them (timed on a
-   100k-row sample of each). Rows/s count published customers (a score row and a feature row each).
+   partition swap) against a bare single-connection binary ``COPY FROM STDIN`` (pgpq) of the same
+   rows of both tables, already in memory, into plain tables, and pandas ``to_sql`` of them (timed
+   on a 100k-row sample of each). Rows/s count published customers (a score row and a feature row each).
    Ours and the baselines take turns, ``--publish-runs`` times each (default 2), each judged by its
    best run.
 
