@@ -383,8 +383,6 @@ def _seal_side_by_side(settings: Settings, conn, expected: int, first: tuple, se
     """Seal both loaded tables at once (``expected`` rows each): ``first`` on ``conn``, ``second`` on a
     connection of its own. Each primary key is one backend's sort; the load is over, so the two take
     a core each instead of one after the other. The first table's failure is the one reported."""
-    import threading
-
     import psycopg
 
     from churn.core.pg import CONNECT_ARGS, effective_url
