@@ -343,6 +343,7 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             loaded = _seal_side_by_side(settings, conn, meta["expected"],
                                         (scores, f"gold/customer_scores@v{meta['version']}"),
                                         (online, f"gold/customer_features@v{features_version}"))
+            seal_seconds = time.time() - t0 - load_seconds
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
             t1 = time.time()
@@ -373,8 +374,8 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
             log.warning("published %s, but pruning old online-feature nights failed (%s); the next publish "
                         "prunes them", d, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     secs = time.time() - t0
-    log.info("published %s: %d rows of %s version %s in %.1fs (run %s)", d, loaded, model["model_name"],
-             model["model_version"], secs, run_id)
+    log.info("published %s: %d rows of %s version %s in %.1fs (load %.1fs, keys and checks %.1fs; run %s)", d, loaded,
+             model["model_name"], model["model_version"], secs, load_seconds, seal_seconds, run_id)
     return {"date": str(d), "run_id": str(run_id), "rows": loaded, "model": model["model_name"],
             "version": model["model_version"], "seconds": round(secs, 2), "delta_version": meta["version"]}
 
