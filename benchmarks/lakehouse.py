@@ -8,8 +8,9 @@ reports for every step: wall time, rows per second (raw rows the step processed;
 feature rows written for the last day's snapshot) and the peak resident
 memory of the whole process tree (Python driver + Spark JVM) while the step ran. The smaller size
 is the baseline. The labels step is left out: within a few drops no label horizon closes, so it
-would time an empty scan. The last table prints each figure of the larger size next to it, with the ratio,
-so the growth of the cost is visible (linear growth would be a ratio of about 10 for time).
+would time an empty scan. The last table prints each size's figures side by side, with each size's
+time and memory over the size before it, so the growth of the cost is visible (linear growth would
+be a ratio of about 10 for time between sizes 10x apart).
 
 ``--replicate K`` adds one more point to the features curve, at K times the largest size, without
 generating and building that history through the pipeline (at 10M customers x 90 days: about 957M
@@ -44,6 +45,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import PeakRSS  # noqa: E402
 
 
+START = dt.date(2026, 1, 1)  # the first daily drop of every size
+
+
+def last_day(days: int) -> dt.date:
+    return START + dt.timedelta(days=days - 1)
+
+
 def lake_settings(home: Path):
     """Every process of the benchmark sees its lake the same way: driver heap 8g (``BENCH_DRIVER_MEMORY``), 8 shuffle partitions."""
     from churn.core.settings import load_settings
@@ -59,8 +67,7 @@ def worker(customers: int, days: int, home: Path) -> dict:
     from spark_jobs import build_features, ingest, silver, validate
 
     mem = PeakRSS()
-    start = dt.date(2026, 1, 1)
-    end = start + dt.timedelta(days=days - 1)
+    start, end = START, last_day(days)
     out: dict[str, dict] = {}
 
     def measure(name, fn, rows_of):
@@ -132,7 +139,7 @@ def features_only(customers: int, days: int, home: Path, replicated_from: int, c
     from spark_jobs import build_features
     from spark_jobs.session import get_spark
 
-    end = dt.date(2026, 1, 1) + dt.timedelta(days=days - 1)
+    end = last_day(days)
     s = lake_settings(home)
     mem = PeakRSS()
     t0 = time.perf_counter()
@@ -166,13 +173,12 @@ def main() -> int:
     ap.add_argument("--home", help=argparse.SUPPRESS)
     add_json_argument(ap, "lakehouse")
     args = ap.parse_args()
-    last = dt.date(2026, 1, 1) + dt.timedelta(days=args.days - 1)
     if args.worker and args.copied:  # the features of a copied lake, in a fresh process
         copied = json.loads(args.copied)
         print(json.dumps(features_only(args.worker, args.days, Path(args.home), copied["from"], copied)))
         return 0
     if args.worker and args.replicate_from:
-        print(json.dumps(replicate(Path(args.replicate_from), args.replicate, last, Path(args.home))))
+        print(json.dumps(replicate(Path(args.replicate_from), args.replicate, last_day(args.days), Path(args.home))))
         return 0
     if args.worker:
         print(json.dumps(worker(args.worker, args.days, Path(args.home))))
@@ -223,8 +229,8 @@ def report(results: list[dict], days: int) -> None:
             if m is None:
                 cells += f"{'-':>24} {'':>8} {'':>8}"
             else:
-                cells += f"{m['seconds']:>23.1f}s {m.get('rows_per_s', ''):>8,} {m.get('peak_rss_mb', ''):>8,}" if "rows_per_s" in m \
-                    else f"{m['seconds']:>23.1f}s {'':>8} {'':>8}"
+                rates = f"{m['rows_per_s']:>8,} {m['peak_rss_mb']:>8,}" if "rows_per_s" in m else " " * 17
+                cells += f"{m['seconds']:>23.1f}s {rates}"
             prev = results[i - 1]["steps"].get(step) if i else None
             if i and m is not None and prev is not None and "peak_rss_mb" in m:
                 ratios += f"{m['seconds'] / max(prev['seconds'], 0.1):>8.1f}x {m['peak_rss_mb'] / max(prev['peak_rss_mb'], 1):>5.1f}x"
