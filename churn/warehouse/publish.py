@@ -9,9 +9,10 @@
    into a new table in ``churn_staging`` (invisible to CRM), over ``publish_connections``
    parallel connections. The day's constants (date, model, run id) are
    column defaults of that table, not bytes on the wire;
-2. reconciles: the table must hold exactly the Delta row count, and its primary key (built now,
-   the index the partition needs anyway; the two tables' side by side, on two connections)
-   proves one row per customer; otherwise the publish aborts and nothing published changes;
+2. reconciles: the rows the server reports each COPY stored must add up to exactly the Delta row
+   count, and the table's primary key (built now, the index the partition needs anyway; the two
+   tables' side by side, on two connections, each sort in ``publish_sort_memory_mb``) proves one row
+   per customer; otherwise the publish aborts and nothing published changes;
 3. swaps, in one short transaction: an earlier D partition is detached, the new table is attached
    as D's partition, ``churn.features`` gets the reasons' descriptions and the
    ``churn.scoring_runs`` row is marked succeeded. A CRM reader sees the previous day-state or the
@@ -44,8 +45,6 @@ LOADED = ["customer_id", "churn_probability", "risk_decile", "risk_band",
           *[f"reason_{k}_{f}" for k in range(1, REASONS + 1) for f in ("feature", "value", "contribution")]]
 _READ = ["customer_id", "churn_probability", "risk_decile", "risk_band", "reasons"]
 _MODEL = ["model_name", "model_version", "model_run_id"]
-#: Memory for each primary key's sort (one per loaded table, built side by side).
-_SORT_MEMORY = "256MB"
 
 
 class ReconciliationFailed(ChurnError):
@@ -175,11 +174,13 @@ def _counts_from_log(table, d: dt.date) -> dict[tuple, int] | None:
     return counts
 
 
-def _load(settings: Settings, target: str, columns: list[str], batches, convert, source: str) -> dict[str, str]:
+def _load(settings: Settings, target: str, columns: list[str], batches, convert,
+          source: str) -> tuple[dict[str, str], int]:
     """COPY ``batches`` (each made into ``columns`` by ``convert``, which also returns a dict of names
     seen) into ``target`` over parallel connections, in PostgreSQL's binary format (pgpq encodes the
     Arrow columns: no number is printed as text by us or parsed back by the server); the union of
-    those dicts."""
+    those dicts, and the rows the server says the COPYs stored (``target`` is new and only these
+    COPYs write to it, so that is its row count, known without scanning it)."""
     import queue
 
     import psycopg
@@ -190,6 +191,7 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
     work: queue.Queue = queue.Queue(maxsize=2 * settings.publish_connections)
     described: dict[str, str] = {}
     errors: list[BaseException] = []
+    stored: list[int] = []
     stop = threading.Event()
     copy_sql = f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)"
     url = effective_url(settings)
@@ -204,19 +206,21 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
                 as_publisher(conn, settings)
                 schema = copy_schema(conn, target, columns)
                 encoder = ArrowToPostgresBinaryEncoder(schema)
-                with conn.cursor() as cur, cur.copy(copy_sql) as cp:
-                    cp.write(encoder.write_header())
-                    while (batch := work.get()) is not None:
+                with conn.cursor() as cur:
+                    with cur.copy(copy_sql) as cp:
+                        cp.write(encoder.write_header())
+                        while (batch := work.get()) is not None:
+                            if stop.is_set():
+                                continue  # drain: the reader must never block on a dead loader
+                            table, names = convert(batch)
+                            described.update(names)
+                            for part in as_copy_batches(table, schema, source):
+                                cp.write(encoder.write_batch(part))
+                        ended = True
                         if stop.is_set():
-                            continue  # drain: the reader must never block on a dead loader
-                        table, names = convert(batch)
-                        described.update(names)
-                        for part in as_copy_batches(table, schema, source):
-                            cp.write(encoder.write_batch(part))
-                    ended = True
-                    if stop.is_set():
-                        raise Abandoned
-                    cp.write(encoder.finish())
+                            raise Abandoned
+                        cp.write(encoder.finish())
+                    stored.append(cur.rowcount)  # the server's "COPY n" (closing the cursor forgets it)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             if not isinstance(exc, Abandoned):
                 errors.append(exc)
@@ -239,7 +243,7 @@ def _load(settings: Settings, target: str, columns: list[str], batches, convert,
             t.join()
     if errors:
         raise errors[0]
-    return described
+    return described, sum(stored)
 
 
 @dataclass
@@ -262,14 +266,14 @@ class _Day:
         conn.execute(f"ALTER TABLE churn_staging.{self.load} "
                      + ", ".join(f"ALTER COLUMN {c} SET DEFAULT {_literal(conn, v)}" for c, v in defaults.items()))
 
-    def seal(self, conn, expected: int, source: str) -> int:
-        """Reconcile the row count, then build the primary key (which proves one row per customer)."""
+    def seal(self, conn, loaded: int, expected: int, source: str) -> int:
+        """Reconcile the ``loaded`` row count, then build the primary key (which proves one row per customer)."""
         from psycopg.errors import UniqueViolation
 
-        (loaded,) = conn.execute(f"SELECT count(*) FROM churn_staging.{self.load}").fetchone()
         if loaded != expected:
-            raise ReconciliationFailed(f"publish {self.d}: staging for churn.{self.parent} holds {loaded} rows but "
-                                       f"{source} has {expected}: aborted, nothing published")
+            raise ReconciliationFailed(f"publish {self.d}: {loaded} rows of {source} reached staging for "
+                                       f"churn.{self.parent}, but {expected} customers were scored: aborted, "
+                                       "nothing published")
         try:
             conn.execute(f"ALTER TABLE churn_staging.{self.load} ADD PRIMARY KEY (customer_id, {self.key})")
         except UniqueViolation as exc:
@@ -332,17 +336,17 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
         try:
             scores.create(conn, {"score_date": d, "scoring_run_id": run_id, **model})
             online.create(conn, {"snapshot_date": d})
-            described = _load(settings, f"churn_staging.{scores.load}", LOADED,
+            described, scores_loaded = _load(settings, f"churn_staging.{scores.load}", LOADED,
                               read_batches(dataset, _READ, flt, batch_rows), flatten_reasons,
                               f"gold/customer_scores@v{meta['version']}")
-            _load(settings, f"churn_staging.{online.load}", feature_columns,
+            _, online_loaded = _load(settings, f"churn_staging.{online.load}", feature_columns,
                   read_batches(features, feature_columns, features_flt, batch_rows), lambda batch: (batch, {}),
                   f"gold/customer_features@v{features_version}")
             load_seconds = time.time() - t0
             # the online features are the very rows that were scored: one per scored customer
             loaded = _seal_side_by_side(settings, conn, meta["expected"],
-                                        (scores, f"gold/customer_scores@v{meta['version']}"),
-                                        (online, f"gold/customer_features@v{features_version}"))
+                                        (scores, scores_loaded, f"gold/customer_scores@v{meta['version']}"),
+                                        (online, online_loaded, f"gold/customer_features@v{features_version}"))
             seal_seconds = time.time() - t0 - load_seconds
             if pause_after_load:  # for the kill test: a window where the load is done and nothing is published
                 time.sleep(pause_after_load)
@@ -381,29 +385,30 @@ def publish(settings: Settings, d: dt.date, batch_rows: int = 100_000, pause_aft
 
 
 def _seal_side_by_side(settings: Settings, conn, expected: int, first: tuple, second: tuple) -> int:
-    """Seal both loaded tables at once (``expected`` rows each): ``first`` on ``conn``, ``second`` on a
-    connection of its own. Each primary key is one backend's sort; the load is over, so the two take
+    """Seal both loaded tables at once (``expected`` rows each; each of ``first`` and ``second`` is
+    (table, rows loaded, source)): ``first`` on ``conn``, ``second`` on a connection of its own. Each primary key is one backend's sort; the load is over, so the two take
     a core each instead of one after the other. The first table's failure is the one reported."""
     import psycopg
 
     from churn.core.pg import CONNECT_ARGS, effective_url
 
     failed: list[BaseException] = []
+    memory = f"SET maintenance_work_mem = '{settings.publish_sort_memory_mb}MB'"
 
     def seal_second() -> None:
         try:
             with psycopg.connect(effective_url(settings), autocommit=True, **CONNECT_ARGS) as other:
                 as_publisher(other, settings)
-                other.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
-                second[0].seal(other, expected, second[1])
+                other.execute(memory)
+                second[0].seal(other, second[1], expected, second[2])
         except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
             failed.append(exc)
 
     worker = threading.Thread(target=seal_second, name="publish-seal", daemon=True)
     worker.start()
     try:
-        conn.execute(f"SET maintenance_work_mem = '{_SORT_MEMORY}'")
-        loaded = first[0].seal(conn, expected, first[1])
+        conn.execute(memory)
+        loaded = first[0].seal(conn, first[1], expected, first[2])
     finally:
         worker.join()
     if failed:

@@ -160,8 +160,17 @@ def test_a_duplicate_customer_aborts_and_publishes_nothing(settings):
     write(settings, scores(D1, range(60), dup=True), D1)  # a duplicated customer in the day's scores
     with pytest.raises(ReconciliationFailed, match="more than one row for a customer .*C00000"):
         publish(settings, D1)
+    # 60 customers scored but a feature row missing: the COPY's stored count falls short of the scores'
+    write(settings, scores(D1, range(59)), D1)
+    write_deltalake(settings.table_uri("gold", "customer_scores"), pa.Table.from_pandas(
+        scores(D1, range(60)), schema=SCHEMA, preserve_index=False), partition_by=["score_date"], mode="overwrite",
+        predicate=f"score_date = '{D1}'")
+    with pytest.raises(ReconciliationFailed, match="59 rows of gold/customer_features@v\\d+ reached staging for churn.online_features, "
+                                                   "but 60 customers were scored"):
+        publish(settings, D1)
     assert query(settings, "SELECT count(*) FROM churn.customer_scores WHERE score_date = %s", D1) == [(50,)]
-    assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == [("succeeded",), ("failed",)]
+    assert query(settings, "SELECT status FROM churn.scoring_runs ORDER BY started_at") == [
+        ("succeeded",), ("failed",), ("failed",)]
     assert query(settings, "SELECT count(*) FROM pg_tables WHERE schemaname = 'churn_staging'") == [(0,)]
 
 
