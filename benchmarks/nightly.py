@@ -5,6 +5,8 @@ baseline or ceiling measured in the same run.
     .venv/platform/bin/python benchmarks/nightly.py --cluster            # + the 1M night on a standalone cluster
     .venv/platform/bin/python benchmarks/nightly.py --customers 1000000,10000000   # 10M next to 1M (hours)
     .venv/platform/bin/python benchmarks/nightly.py --customers 20000    # a quick look
+    .venv/platform/bin/python benchmarks/nightly.py --customers 10000000 --home DIR --publish-only
+                                  # publish again on the lake an earlier run with --home DIR kept
 
 Set-up (timed, not a figure): a small generated lakehouse (20k customers, 28 days, 7-day labels)
 trains the champion. Then for each size: two daily drops are generated and the first day is built
@@ -276,7 +278,6 @@ def one_size(n: int, base: Path, s_small, pg_url: str, args) -> dict:
     """Everything measured at ``n`` customers."""
     from churn.core.feature_defs import FEATURES
     from churn.simulator import GeneratorConfig, generate
-    from churn.warehouse.publish import publish
     from spark_jobs import score
     from spark_jobs.session import get_spark
     from spark_jobs.standalone import StandaloneCluster
@@ -325,6 +326,16 @@ def one_size(n: int, base: Path, s_small, pg_url: str, args) -> dict:
                           "runs": runs,
                           "ceiling_breakdown_s": {k: round(bare[k], 2) for k in ("read", "compute", "write")},
                           "compute_only_s": {k: round(bare[k], 2) for k in ("prob_only", "approx_contribs", "exact_contribs")}}
+    out["publish"] = compare_publish(s, pg_url, args)
+    if not args.home:  # a kept home keeps each size's lake too, to time a step again on it
+        shutil.rmtree(big, ignore_errors=True)
+    return out
+
+
+def compare_publish(s, pg_url: str, args) -> dict:
+    """Publish D1 and its baselines, taking turns."""
+    from churn.warehouse.publish import publish
+
     # as scoring: ours and the baselines take turns, ``--publish-runs`` times, each judged by its best
     # run (the second publish replaces the day the first published: the rerun path, swap included)
     pruns: dict[str, list] = {"seconds": [], "bare_copy_seconds": [], "to_sql_seconds": []}
@@ -337,13 +348,10 @@ def one_size(n: int, base: Path, s_small, pg_url: str, args) -> dict:
             pruns[key].append(round(value, 2))
     t_publish, t_copy, t_to_sql = (min(pruns[k]) for k in ("seconds", "bare_copy_seconds", "to_sql_seconds"))
     pub, copy, to_sql = published["rows"] / t_publish, b["rows"] / t_copy, b["to_sql_rows"] / t_to_sql
-    out["publish"] = {"rows": published["rows"], "seconds": t_publish, "rows_per_s": round(pub),
-                      "bare_copy_seconds": t_copy, "bare_copy_rows_per_s": round(copy),
-                      "to_sql_rows": b["to_sql_rows"], "to_sql_rows_per_s": round(to_sql),
-                      "vs_copy": round(pub / copy, 3), "vs_to_sql": round(pub / to_sql, 1), "runs": pruns}
-    if not args.home:  # a kept home keeps each size's lake too, to time a step again on it
-        shutil.rmtree(big, ignore_errors=True)
-    return out
+    return {"rows": published["rows"], "seconds": t_publish, "rows_per_s": round(pub),
+            "bare_copy_seconds": t_copy, "bare_copy_rows_per_s": round(copy),
+            "to_sql_rows": b["to_sql_rows"], "to_sql_rows_per_s": round(to_sql),
+            "vs_copy": round(pub / copy, 3), "vs_to_sql": round(pub / to_sql, 1), "runs": pruns}
 
 
 def main() -> int:
@@ -362,6 +370,8 @@ def main() -> int:
     ap.add_argument("--publish-runs", type=int, default=2, help="runs of our publish and of its baselines, taking "
                                                                 "turns; each is judged by its best")
     ap.add_argument("--home", help="keep the benchmark's state here (default: a temporary folder)")
+    ap.add_argument("--publish-only", action="store_true",
+                    help="only compare publish with its baselines again, on the lakes of an earlier run kept in --home")
     add_json_argument(ap, "nightly")
     args = ap.parse_args()
     args.sizes_list = [int(x) for x in args.customers.split(",")]
@@ -376,6 +386,8 @@ def main() -> int:
     from spark_jobs.session import get_spark
 
     setup_logs()
+    if args.publish_only:
+        return publish_again(args)
     tmp = tempfile.TemporaryDirectory(prefix="bench-nightly-")
     base = Path(args.home or tmp.name)
     pg = Postgres(base / "pg", free_port()).start()
@@ -412,10 +424,41 @@ def main() -> int:
     return 0
 
 
+def publish_again(args) -> int:
+    """``--publish-only``: each size's publish comparison again, on the lake and the PostgreSQL data
+    an earlier run with the same ``--home`` kept (tuning publish without an hour of set-up)."""
+    from _common import write_json
+
+    from churn.core.net import free_port
+    from churn.warehouse import db
+    from churn.warehouse.server import Postgres
+
+    base = Path(args.home or "")
+    missing = [str(base / f"big-{n}") for n in args.sizes_list if not (base / f"big-{n}" / "lake").is_dir()]
+    if not args.home or missing or not (base / "pg" / "PG_VERSION").exists():
+        raise SystemExit(f"--publish-only needs --home of an earlier run that kept it (missing: {missing or base / 'pg'})")
+    pg = Postgres(base / "pg", free_port()).start()
+    sizes = []
+    try:
+        pg_url = pg.url.rsplit("/", 1)[0] + "/churn"
+        small, _ = settings_for(base / "train")
+        for n in args.sizes_list:
+            s, _ = settings_for(base / f"big-{n}", mlflow_uri=small.mlflow_tracking_uri, pg_url=pg_url)
+            applied = db.upgrade(s)  # as the night's first step: the schema this code publishes into
+            say(f"{n:,} customers: publish again on the kept lake" + (f" (migrated: {', '.join(applied)})" if applied else ""))
+            sizes.append({"customers": n, "publish": compare_publish(s, pg_url, args)})
+    finally:
+        pg.stop()
+    results = {"cores": os.cpu_count(), "publish_only": True, "sizes": sizes}
+    report(results)
+    write_json(args.json, results)
+    return 0
+
+
 def report(results: dict) -> None:
     sizes = results["sizes"]
     first = sizes[0]
-    print(f"\nnightly benchmark, {results['cores']} cores, driver heap {results['driver_memory']}")
+    print(f"\nnightly benchmark, {results['cores']} cores, driver heap {results.get('driver_memory', '-')}")
     print(f"{'figure':46} {'ours':>16} {'baseline / ceiling':>24} {'ratio':>8}  target")
     for x in sizes:
         sc = x.get("scoring")
@@ -437,6 +480,8 @@ def report(results: dict) -> None:
         r = p["runs"]
         print(f"{'  each run (s), best counted':46} {' / '.join(map(str, r['seconds'])):>16} "
               f"{' / '.join(map(str, r['bare_copy_seconds'])) + ' COPY':>24}  {' / '.join(map(str, r['to_sql_seconds']))} to_sql")
+    if "night_local" not in first:
+        return
     print(f"\n{'night, step by step (own processes)':30}" + "".join(f"{format(x['customers'], ','):>22}" for x in sizes)
           + ("" if len(sizes) < 2 else f"{'growth':>10}"))
     for name in first["night_local"]["steps"]:

@@ -74,7 +74,7 @@ def query(settings, sql, *args):
 
 def test_migrations_apply_once_and_refuse_edits(settings, tmp_path):
     assert db.upgrade(settings) == ["0001_scores.sql", "0002_partitioned_scores.sql", "0003_online_features.sql",
-                                    "0004_publisher_role.sql", "0005_monitoring.sql"]
+                                    "0004_publisher_role.sql", "0005_monitoring.sql", "0006_customer_id_bytes.sql"]
     assert db.upgrade(settings) == []
     comments = query(settings, "SELECT obj_description('churn.customer_scores'::regclass)")
     assert "one row per customer per score date" in comments[0][0]
@@ -98,7 +98,7 @@ def test_scores_published_under_0001_move_to_the_partitioned_table(settings, tmp
             conn.execute("INSERT INTO churn.customer_scores VALUES (%s, %s, 0.4, 1, 'high', %s, 'churn', '1', 'r1', %s)",
                          (cid, D1, psycopg.types.json.Jsonb(reasons), run))
     assert db.upgrade(settings) == ["0002_partitioned_scores.sql", "0003_online_features.sql", "0004_publisher_role.sql",
-                                    "0005_monitoring.sql"]
+                                    "0005_monitoring.sql", "0006_customer_id_bytes.sql"]
     rows = query(settings, "SELECT customer_id, reason_1_feature, reason_3_value, reason_3_contribution "
                            "FROM churn.customer_scores ORDER BY 1")
     assert rows == [("A", "contract", None, 0.125), ("B", None, None, None)]
@@ -296,7 +296,7 @@ def test_the_publisher_owns_only_what_it_swaps(make_settings, tmp_path, pg_url):
     publish(owner, D1)  # as the owner, before the role exists
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE churn_staging.scores_20260301_left (x int)")  # a killed publish's load
-    assert db.upgrade(owner) == ["0004_publisher_role.sql", "0005_monitoring.sql"]
+    assert db.upgrade(owner) == ["0004_publisher_role.sql", "0005_monitoring.sql", "0006_customer_id_bytes.sql"]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS pub_carol, pub_dave")
         conn.execute("CREATE ROLE pub_carol LOGIN IN ROLE churn_publisher")
@@ -315,6 +315,11 @@ def test_the_publisher_owns_only_what_it_swaps(make_settings, tmp_path, pg_url):
         assert dict(query(owner, "SELECT score_date, count(*) FROM churn.customer_scores GROUP BY 1")) == \
             {D1: 4, D2: 5, D3: 7}
         assert dict(query(owner, "SELECT snapshot_date, count(*) FROM churn.online_features GROUP BY 1")) == {D2: 5, D3: 7}
+        # 0006: ids compare as bytes in the tables, the day published before it and the days after
+        collations = query(owner, "SELECT c.relname, a.attcollation::regcollation::text FROM pg_attribute a "
+                                  "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                  "WHERE n.nspname = 'churn' AND a.attname = 'customer_id' AND c.relkind IN ('r', 'p')")
+        assert len(collations) == 7 and {c for _, c in collations} == {'"C"'}, collations
         owned = query(owner, "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n "
                              "ON n.oid = c.relnamespace WHERE pg_get_userbyid(c.relowner) = 'churn_publisher' "
                              "AND c.relkind IN ('r', 'p', 'v') ORDER BY 1")
